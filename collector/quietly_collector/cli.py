@@ -1,0 +1,226 @@
+"""``quietly``: run the collector, apply migrations, query stored events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from quietly_collector import __version__
+from quietly_collector.settings import (
+    FIELDS,
+    Settings,
+    SettingsError,
+    env_name,
+    flag_name,
+    load_settings,
+)
+
+# Options every command takes; the rest of the settings are for ``serve``.
+_COMMON = ("data_dir", "clickhouse_url", "chdb_path", "database", "admin_token")
+
+
+def _add_setting_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    p.add_argument("--config", help="TOML config file (or QUIETLY_CONFIG)")
+    for name in names:
+        p.add_argument(
+            flag_name(name),
+            dest=name,
+            default=None,
+            metavar=name.split("_")[-1].upper(),
+            help=f"(env {env_name(name)})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quietly", description="Quietly: privacy-first telemetry collector."
+    )
+    parser.add_argument("--version", action="version", version=f"quietly {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the collector (default 127.0.0.1:8080, embedded store)")
+    _add_setting_flags(serve, FIELDS)
+    mig = sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
+    _add_setting_flags(mig, (*_COMMON, "retention_days", "rejected_retention_days"))
+    sql = sub.add_parser("sql", help="run read-only SQL against the stored events")
+    sql.add_argument("query", help='e.g. "SELECT event, count() FROM events GROUP BY event"')
+    sql.add_argument("--url", default=None,
+                     help="collector to ask (default http://127.0.0.1:8080, env QUIETLY_URL)")
+    sql.add_argument("--direct", action="store_true",
+                     help="open the store directly instead of asking a running collector")
+    sql.add_argument("--format", choices=("table", "json"), default="table")
+    _add_setting_flags(sql, _COMMON)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {n: getattr(args, n) for n in FIELDS if getattr(args, n, None) is not None}
+    return load_settings(args.config, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"quietly: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        return _migrate(settings)
+    return _sql(args, settings)
+
+
+def _serve(settings: Settings) -> int:
+    from quietly_collector.credentials import load_credentials
+    from quietly_collector.main import serve
+
+    cred = load_credentials(settings)
+    if cred.generated_write_key:
+        state = "generated" if cred.generated_write_key_new else "reusing"
+        print(
+            f"quietly: no write keys configured; {state} a development key for project"
+            f" 'default':\n\n    {cred.generated_write_key}\n\n"
+            f"  (kept in {settings.data_path / 'dev-write-key'}). For real projects set"
+            " QUIETLY_WRITE_KEYS='project_a=key1,project_b=key2' or [write_keys] in the"
+            " --config file.",
+            flush=True,
+        )
+    if cred.generated_admin_token and cred.generated_admin_token_new:
+        print(
+            f"quietly: admin token generated in {settings.data_path / 'admin-token'}"
+            " (used by 'quietly sql'; set QUIETLY_ADMIN_TOKEN for your own).",
+            flush=True,
+        )
+    store = "embedded ClickHouse in " + str(settings.chdb_dir) if settings.embedded else "ClickHouse at " + _redact(settings.clickhouse_url)
+
+    def ready(port: int) -> None:
+        print(f"quietly: collector listening on http://{settings.host}:{port} ({store})",
+              flush=True)
+
+    try:
+        asyncio.run(serve(settings, ready))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        return _fatal(exc, settings)
+    return 0
+
+
+def _fatal(exc: Exception, settings: Settings) -> int:
+    from quietly_collector.store import data_dir_lock_hint
+
+    text = str(exc)
+    if "lock" in text.lower() and settings.embedded:
+        print(f"quietly: {data_dir_lock_hint(settings.chdb_dir)}", file=sys.stderr)
+    else:
+        print(f"quietly: {text}", file=sys.stderr)
+    return 1
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _migrate(settings: Settings) -> int:
+    from quietly_collector.store import Store, migrate
+
+    store = Store(settings)
+    try:
+        store.connect()
+        applied = migrate(store, settings)
+    except Exception as exc:
+        return _fatal(exc, settings)
+    finally:
+        store.close()
+    if applied:
+        print("applied: " + ", ".join(applied))
+    else:
+        print(f"database {store.database} is up to date")
+    return 0
+
+
+def _sql(args: argparse.Namespace, settings: Settings) -> int:
+    if args.direct or not settings.embedded:
+        from quietly_collector.store import Store
+
+        store = Store(settings)
+        try:
+            store.connect()
+            columns, rows = store.query(args.query, readonly=True)
+        except Exception as exc:
+            return _fatal(exc, settings)
+        finally:
+            store.close()
+        result: dict[str, Any] = {"columns": columns, "rows": [list(r) for r in rows]}
+    else:
+        got = _sql_over_http(args, settings)
+        if isinstance(got, int):
+            return got
+        result = got
+    if args.format == "json":
+        print(json.dumps(result, default=str))
+    else:
+        _print_table(result["columns"], result["rows"])
+    return 0
+
+
+def _sql_over_http(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
+    import os
+
+    from quietly_collector.credentials import read_admin_token
+
+    url = (args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080").rstrip("/")
+    token = read_admin_token(settings)
+    if not token:
+        print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
+        return 2
+    req = urllib.request.Request(
+        url + "/v1/sql",
+        data=json.dumps({"sql": args.query}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            reason = exc.reason
+        print(f"quietly: {reason}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(
+            f"quietly: cannot reach a collector at {url} ({exc.reason}). Start one with"
+            " 'quietly serve', or use --direct when no collector holds the data directory.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    cells = [[str(c) for c in columns]] + [[str(v) for v in r] for r in rows]
+    widths = [min(60, max(len(row[i]) for row in cells)) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        print("  ".join(v[:60].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

@@ -1,0 +1,140 @@
+"""Write keys, the admin token and the pseudonymization secret.
+
+Keys are held only as SHA-256 digests and compared with ``hmac.compare_digest``,
+so a memory dump or a timing probe does not reveal them. Generated development
+credentials are written to the data directory (mode 0600) so that a restart,
+and the CLI on the same machine, find them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quietly_collector.settings import Settings
+
+DEV_KEY_FILE = "dev-write-key"
+ADMIN_TOKEN_FILE = "admin-token"
+SECRET_FILE = "pseudonym.key"
+DEV_PROJECT = "default"
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+def _read_or_create(path: Path, make: str) -> tuple[str, bool]:
+    """Return the file's content, creating it with ``make`` (mode 0600) if absent."""
+    try:
+        return path.read_text(encoding="utf-8").strip(), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(make + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return make, True
+
+
+@dataclass
+class KeyRing:
+    """Maps a presented bearer token to a project, in time independent of the match."""
+
+    _write: list[tuple[bytes, str]] = field(default_factory=list)
+    _admin: list[bytes] = field(default_factory=list)
+
+    def set_write_keys(self, keys: dict[str, str]) -> None:
+        # Replacing the list in one assignment lets keys rotate without a restart.
+        self._write = [(_digest(k), project) for project, k in keys.items()]
+
+    def set_admin_tokens(self, tokens: list[str]) -> None:
+        self._admin = [_digest(t) for t in tokens if t]
+
+    def project_for(self, token: str) -> str | None:
+        digest = _digest(token)
+        found: str | None = None
+        for stored, project in self._write:
+            # No early exit: every key is compared, whichever matches.
+            if hmac.compare_digest(stored, digest):
+                found = project
+        return found
+
+    def is_admin(self, token: str) -> bool:
+        digest = _digest(token)
+        ok = False
+        for stored in self._admin:
+            if hmac.compare_digest(stored, digest):
+                ok = True
+        return ok
+
+
+@dataclass
+class Credentials:
+    keys: KeyRing
+    pseudonym_secret: bytes
+    # Set when the collector made a development credential, to tell the operator.
+    generated_write_key: str | None = None
+    generated_write_key_new: bool = False
+    generated_admin_token: str | None = None
+    generated_admin_token_new: bool = False
+
+
+def load_credentials(settings: Settings) -> Credentials:
+    data = settings.data_path
+    ring = KeyRing()
+    cred = Credentials(keys=ring, pseudonym_secret=b"")
+    write_keys = dict(settings.write_keys)
+    if not write_keys:
+        key, new = _read_or_create(data / DEV_KEY_FILE, "qk_dev_" + secrets.token_urlsafe(24))
+        write_keys = {DEV_PROJECT: key}
+        cred.generated_write_key, cred.generated_write_key_new = key, new
+    ring.set_write_keys(write_keys)
+    admin = settings.admin_token
+    if not admin:
+        admin, new = _read_or_create(data / ADMIN_TOKEN_FILE, "qa_" + secrets.token_urlsafe(32))
+        cred.generated_admin_token, cred.generated_admin_token_new = admin, new
+    ring.set_admin_tokens([admin])
+    if settings.pseudonym_secret:
+        cred.pseudonym_secret = settings.pseudonym_secret.encode("utf-8")
+    else:
+        secret, _ = _read_or_create(data / SECRET_FILE, secrets.token_hex(32))
+        cred.pseudonym_secret = bytes.fromhex(secret)
+    if len(cred.pseudonym_secret) < 16:
+        raise ValueError("pseudonym_secret: must be at least 16 bytes")
+    return cred
+
+
+def read_admin_token(settings: Settings) -> str | None:
+    """The admin token the CLI should present: configured, or the generated one."""
+    if settings.admin_token:
+        return settings.admin_token
+    try:
+        return (settings.data_path / ADMIN_TOKEN_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+class Pseudonymizer:
+    """Keyed hash of install and session ids: stable for retention, useless without the key."""
+
+    def __init__(self, secret: bytes, cache_size: int = 200_000) -> None:
+        self._key = secret
+        self._cache: dict[bytes, int] = {}
+        self._cache_size = cache_size
+
+    def __call__(self, raw_id: bytes) -> int:
+        cached = self._cache.get(raw_id)
+        if cached is not None:
+            return cached
+        mac = hmac.new(self._key, raw_id, hashlib.sha256).digest()
+        value = int.from_bytes(mac[:8], "big")
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[raw_id] = value
+        return value

@@ -1,0 +1,11 @@
+"""Typed application keys (aiohttp ``web.AppKey``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from quietly_collector.service import Collector
+from quietly_collector.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+COLLECTOR = web.AppKey("collector", Collector)

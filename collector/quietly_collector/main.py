@@ -1,0 +1,67 @@
+"""Application factory and runner (aiohttp-demos layout)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from quietly_collector.keys import COLLECTOR, SETTINGS
+from quietly_collector.middlewares import errors
+from quietly_collector.routes import setup_routes
+from quietly_collector.service import Collector
+from quietly_collector.settings import Settings
+
+log = logging.getLogger("quietly")
+SHUTDOWN_DRAIN_SECONDS = 10.0
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    collector = app[COLLECTOR]
+    await collector.start()
+    yield
+    await collector.stop(SHUTDOWN_DRAIN_SECONDS)
+
+
+def init_app(settings: Settings, collector: Collector | None = None) -> web.Application:
+    # The body limit is enforced by read_body; aiohttp's own check would answer
+    # before we can give a JSON reason.
+    app = web.Application(middlewares=[errors], client_max_size=settings.max_batch_bytes + 1)
+    app[SETTINGS] = settings
+    app[COLLECTOR] = collector or Collector(settings)
+    app.cleanup_ctx.append(_lifecycle)
+    setup_routes(app)
+    return app
+
+
+async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner and the bound port (useful with port 0)."""
+    # auto_decompress=False: read_body inflates gzip itself, within limits.
+    runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    bound = port
+    if server is not None and getattr(server, "sockets", None):
+        bound = server.sockets[0].getsockname()[1]
+    return runner, bound
+
+
+async def serve(settings: Settings, on_ready: Callable[[int], None] | None = None) -> None:
+    app = init_app(settings)
+    runner, port = await start_server(app, settings.host, settings.port)
+    if on_ready is not None:
+        on_ready(port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: storing what is buffered")
+        await runner.cleanup()

@@ -1,0 +1,36 @@
+"""Every error leaves as JSON with a reason; every response carries a request id."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("quietly.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_body(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_body(exc.status, exc.reason)
+        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+    except Exception:
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path,
+                      request_id)
+        response = error_body(500, "internal error; see the collector log")
+    response.headers["X-Request-Id"] = request_id
+    return response

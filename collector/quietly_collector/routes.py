@@ -1,0 +1,16 @@
+"""URL map (see docs/protocol.md and /openapi.json)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from quietly_collector import views
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/batch", views.post_batch)
+    app.router.add_post("/v1/sql", views.post_sql)
+    app.router.add_get("/v1/stats", views.get_stats)
+    app.router.add_get("/healthz", views.healthz)
+    app.router.add_get("/readyz", views.readyz)
+    app.router.add_get("/openapi.json", views.openapi)

@@ -1,0 +1,198 @@
+"""The collector's state and its one job: accept a batch durably, or say why not."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from quietly_schemas import Catalog, load_catalog
+
+from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
+from quietly_collector.dedup import RecentIds
+from quietly_collector.ingest import (
+    BatchError,
+    IngestContext,
+    decode_batch,
+    process_events,
+    rejected_lines,
+)
+from quietly_collector.settings import Settings
+from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Spool
+from quietly_collector.store import StorageError, Store, migrate
+from quietly_collector.writer import Writer, line_event_id
+
+log = logging.getLogger("quietly.collector")
+
+# How far back recent ids are loaded from ClickHouse at start.
+PRELOAD_WINDOW = timedelta(hours=1)
+# Allowed drift of a client's clock between a first send and a resend.
+DEDUP_SLACK = timedelta(minutes=5)
+
+
+class TooLarge(Exception):
+    pass
+
+
+@dataclass
+class BatchResult:
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+class Collector:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog or load_catalog(settings.schema_dirs)
+        self.credentials: Credentials = load_credentials(settings)
+        self.counters: Counter[str] = Counter()
+        self.store = Store(settings)
+        self.spool = Spool(
+            settings.spool_path, settings.spool_max_bytes, settings.spool_segment_bytes
+        )
+        self.ctx = IngestContext(
+            catalog=self.catalog,
+            pseudonymize=Pseudonymizer(self.credentials.pseudonym_secret),
+            max_event_bytes=settings.max_event_bytes,
+            future_tolerance=timedelta(seconds=settings.future_tolerance_s),
+        )
+        self.recent = RecentIds(settings.dedup_memory_ids, datetime.now(UTC), DEDUP_SLACK)
+        self.writer: Writer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.connect)
+        await asyncio.to_thread(migrate, self.store, self.settings)
+        recovery = self.spool.open()
+        await self._preload_ids()
+        self.writer = Writer(
+            self.spool,
+            self.store,
+            self.settings.flush_rows,
+            self.settings.flush_interval_ms / 1000,
+            self.counters,
+            recovery_end=self.spool.write_pos,
+        )
+        self.counters["spool_damaged_records"] += recovery.damaged
+        self._tasks = [
+            asyncio.create_task(self.spool.sync_loop(), name="quietly-spool-sync"),
+            asyncio.create_task(self.writer.run(), name="quietly-writer"),
+        ]
+        if recovery.records:
+            log.info("spool: %d rows from before the restart will be stored", recovery.rows)
+
+    async def _preload_ids(self) -> None:
+        """Fill the duplicate filter from ClickHouse and from the spool after a restart."""
+        now = datetime.now(UTC)
+        since = now - PRELOAD_WINDOW
+        cap = self.settings.dedup_memory_ids
+        rows = await asyncio.to_thread(self.store.recent_ids, since, cap)
+        horizon = since if len(rows) < cap else rows[-1][1].replace(tzinfo=UTC)
+        self.recent.horizon = horizon
+        for event_id, received in reversed(rows):
+            self.recent.add(event_id, received.replace(tzinfo=UTC))
+        end = self.spool.write_pos
+        records = await asyncio.to_thread(self.spool.read, self.spool.checkpoint, end, 1 << 62)
+        for r in records:
+            if r.kind == KIND_EVENTS:
+                for line in r.payload.splitlines():
+                    self.recent.add(line_event_id(line), now)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self.writer is not None:
+            drained = await self.writer.drain(timeout)
+            if not drained:
+                log.warning("shutdown: %d rows stay in the spool for the next start",
+                            self.spool.pending_rows)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.spool.close()
+        await asyncio.to_thread(self.store.close)
+
+    @property
+    def storage_ok(self) -> bool:
+        return self.writer is None or self.writer.stats.storage_ok
+
+    # -- ingest ---------------------------------------------------------------
+    async def ingest(self, body: bytes, project: str) -> BatchResult:
+        received = datetime.now(UTC)
+        batch = decode_batch(body)
+        if len(batch.events) > self.settings.max_batch_events:
+            raise TooLarge(
+                f"batch has {len(batch.events)} events, over the"
+                f" {self.settings.max_batch_events}-event limit"
+            )
+        processed = process_events(batch, project, received, self.ctx)
+        recent = self.recent
+        duplicates = 0
+        fresh, lookup = [], []
+        in_batch: set[Any] = set()
+        for c in processed.candidates:
+            if c.event_id in in_batch or c.event_id in recent:
+                duplicates += 1
+            elif recent.covers(c.ts):
+                fresh.append(c)
+            else:
+                lookup.append(c)
+            in_batch.add(c.event_id)
+        # Reserve ids before awaiting, so a concurrent resend sees them.
+        for c in fresh:
+            recent.add(c.event_id, received)
+        for c in lookup:
+            recent.add(c.event_id, received)
+        if lookup:
+            try:
+                stored = await asyncio.to_thread(
+                    self.store.existing_ids, [c.event_id for c in lookup]
+                )
+            except StorageError:
+                # Storage down: accept (never lose) and count the dedup gap.
+                stored = set()
+                self.counters["dedup_lookup_failed"] += len(lookup)
+            for c in lookup:
+                if c.event_id in stored:
+                    duplicates += 1
+                else:
+                    fresh.append(c)
+            fresh.sort(key=lambda c: c.index)
+        records = []
+        if fresh:
+            payload = b"".join([c.line + b"\n" for c in fresh])
+            records.append((KIND_EVENTS, len(fresh), payload))
+        if processed.rejected:
+            lines = rejected_lines(processed.rejected, project, received)
+            records.append((KIND_REJECTED, len(lines), b"".join(ln + b"\n" for ln in lines)))
+        if records:
+            try:
+                pos = self.spool.append(records)
+                await self.spool.wait_durable(pos)
+            except BaseException:
+                for c in fresh:
+                    recent.discard(c.event_id)
+                raise
+        counters = self.counters
+        counters.update(processed.counters)
+        counters["batches"] += 1
+        counters["events_accepted"] += len(fresh)
+        counters["events_duplicate"] += duplicates
+        counters["events_rejected"] += len(processed.rejected)
+        return BatchResult(
+            accepted=len(fresh),
+            duplicates=duplicates,
+            rejected=[
+                {"index": r.index, "event_id": r.event_id, "reason": r.reason}
+                for r in processed.rejected
+            ],
+        )
+
+
+__all__ = ["BatchError", "BatchResult", "Collector", "TooLarge"]

@@ -1,0 +1,160 @@
+"""Collector settings: defaults, then a TOML file, then ``QUIETLY_*`` variables, then flags.
+
+Every setting has one name used everywhere: ``spool_max_bytes`` is the TOML key,
+``QUIETLY_SPOOL_MAX_BYTES`` the variable and ``--spool-max-bytes`` the flag.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting and its source."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Everything the collector keeps on disk lives here: embedded ClickHouse,
+    # spool, generated keys and the pseudonymization secret.
+    data_dir: str = "./quietly-data"
+    # Empty: embedded ClickHouse (chdb) under data_dir/clickhouse.
+    # Otherwise http(s)://user:pass@host:8123/database.
+    clickhouse_url: str = ""
+    # Embedded engine directory; defaults to data_dir/clickhouse.
+    chdb_path: str = ""
+    database: str = "quietly"
+    write_keys: dict[str, str] = msgspec.field(default_factory=dict)
+    admin_token: str = ""
+    schema_dirs: list[str] = msgspec.field(default_factory=list)
+    pseudonym_secret: str = ""
+    spool_dir: str = ""
+    spool_max_bytes: int = 1 << 30
+    spool_segment_bytes: int = 64 << 20
+    max_event_bytes: int = 32 << 10
+    max_batch_bytes: int = 2 << 20
+    max_decompressed_bytes: int = 8 << 20
+    max_batch_events: int = 2000
+    flush_rows: int = 20_000
+    flush_interval_ms: int = 200
+    dedup_memory_ids: int = 1_000_000
+    future_tolerance_s: int = 60
+    retention_days: int = 0
+    rejected_retention_days: int = 30
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def chdb_dir(self) -> Path:
+        return Path(self.chdb_path) if self.chdb_path else self.data_path / "clickhouse"
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.spool_dir) if self.spool_dir else self.data_path / "spool"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.clickhouse_url
+
+
+FIELDS: tuple[str, ...] = Settings.__struct_fields__
+_TYPES: dict[str, Any] = {
+    f.name: f.type for f in msgspec.inspect.type_info(Settings).fields  # type: ignore[attr-defined]
+}
+
+
+def _parse_env_value(name: str, raw: str) -> Any:
+    """Turn a string (env var or flag) into the setting's type."""
+    tp = _TYPES[name]
+    if isinstance(tp, msgspec.inspect.IntType):
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from exc
+    if isinstance(tp, msgspec.inspect.ListType):
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    if isinstance(tp, msgspec.inspect.DictType):
+        out: dict[str, str] = {}
+        for part in raw.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise SettingsError(f"{name}: expected 'name=value,name2=value2', got {part!r}")
+            out[key.strip()] = value.strip()
+        return out
+    return raw
+
+
+def env_name(name: str) -> str:
+    return "QUIETLY_" + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def load_settings(
+    config: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults < config file < environment < overrides (command-line flags)."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    config = config or env.get("QUIETLY_CONFIG")
+    if config:
+        path = Path(config)
+        try:
+            merged.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    for name in FIELDS:
+        value = env.get(env_name(name))
+        if value is not None and value != "":
+            merged[name] = _parse_env_value(name, value)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            merged[name] = _parse_env_value(name, value) if isinstance(value, str) else value
+    try:
+        settings = msgspec.convert(merged, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from exc
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if not 0 <= s.port <= 65535:
+        raise SettingsError("port: must be 0-65535")
+    for name in (
+        "spool_max_bytes",
+        "max_event_bytes",
+        "max_batch_bytes",
+        "max_decompressed_bytes",
+        "max_batch_events",
+        "flush_rows",
+        "flush_interval_ms",
+        "dedup_memory_ids",
+    ):
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{name}: must be positive")
+    if s.max_event_bytes > s.max_decompressed_bytes:
+        raise SettingsError("max_event_bytes: cannot exceed max_decompressed_bytes")
+    if not s.database.replace("_", "").isalnum():
+        raise SettingsError("database: letters, digits and underscores only")
+    for project, key in s.write_keys.items():
+        if len(key) < 16:
+            raise SettingsError(f"write_keys.{project}: keys must be at least 16 characters")

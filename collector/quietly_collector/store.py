@@ -1,0 +1,236 @@
+"""ClickHouse access through clickhouse-connect, embedded (chdb) or over HTTP.
+
+One code path: only the client construction differs. Each role gets its own
+client (writer, reader) because a client serializes its calls; every method
+here is blocking and is run in a thread by the async callers.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+
+from quietly_collector.settings import Settings, SettingsError
+
+INSERT_SETTINGS: dict[str, Any] = {
+    # We batch ourselves; an async insert would acknowledge before storing.
+    "async_insert": 0,
+    "date_time_input_format": "best_effort",
+    "input_format_json_read_objects_as_strings": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+# Error codes meaning the data itself cannot be stored (retrying cannot help).
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321, 691})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+class StorageError(Exception):
+    """ClickHouse refused or could not be reached."""
+
+    @property
+    def is_data_error(self) -> bool:
+        m = _CODE.search(str(self))
+        return bool(m) and int(m.group(1)) in DATA_ERROR_CODES
+
+
+def _server_kwargs(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"clickhouse_url: expected http(s)://user:pass@host:port/db, got {url!r}")
+    return {
+        "host": parts.hostname,
+        "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": unquote(parts.password or ""),
+        "secure": parts.scheme == "https",
+        "autogenerate_session_id": False,
+    }
+
+
+def database_of(settings: Settings) -> str:
+    """The URL's path names the database when given; otherwise the ``database`` setting."""
+    if settings.clickhouse_url:
+        path = urlsplit(settings.clickhouse_url).path.strip("/")
+        if path:
+            return path
+    return settings.database
+
+
+def make_client(settings: Settings, database: str | None) -> Any:
+    try:
+        if settings.embedded:
+            path = settings.chdb_dir.resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            kwargs: dict[str, Any] = {"dsn": f"chdb://{path}"}
+            if database:
+                kwargs["database"] = database
+            return clickhouse_connect.get_client(**kwargs)
+        return clickhouse_connect.get_client(
+            database=database or "default", **_server_kwargs(settings.clickhouse_url)
+        )
+    except SettingsError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"cannot connect to ClickHouse: {exc}") from exc
+
+
+class Store:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.database = database_of(settings)
+        self._writer: Any = None
+        self._reader: Any = None
+        self._reader_lock = threading.Lock()
+
+    def connect(self) -> None:
+        admin = make_client(self.settings, None)
+        try:
+            admin.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        except Exception as exc:
+            raise StorageError(f"cannot create database {self.database}: {exc}") from exc
+        self._writer = make_client(self.settings, self.database)
+        self._reader = make_client(self.settings, self.database)
+
+    def close(self) -> None:
+        for c in (self._writer, self._reader):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+
+    # -- writing --------------------------------------------------------------
+    def insert(self, table: str, columns: Sequence[str], data: bytes, token: str) -> None:
+        try:
+            self._writer.raw_insert(
+                table,
+                list(columns),
+                insert_block=data,
+                fmt="JSONCompactEachRow",
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+            )
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    # -- reading --------------------------------------------------------------
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
+    ) -> tuple[list[str], list[Sequence[Any]]]:
+        settings = {"readonly": 2} if readonly else None
+        try:
+            with self._reader_lock:
+                result = self._reader.query(sql, parameters=parameters, settings=settings)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+        return list(result.column_names), list(result.result_rows)
+
+    def command(self, sql: str) -> Any:
+        try:
+            with self._reader_lock:
+                return self._reader.command(sql)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+        except StorageError:
+            return False
+        return True
+
+    def existing_ids(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        found: set[uuid.UUID] = set()
+        for i in range(0, len(ids), 10_000):
+            chunk = [str(x) for x in ids[i : i + 10_000]]
+            _, rows = self.query(
+                "SELECT DISTINCT event_id FROM events WHERE event_id IN {ids:Array(UUID)}",
+                {"ids": chunk},
+            )
+            found.update(uuid.UUID(str(r[0])) for r in rows)
+        return found
+
+    def recent_ids(self, since: datetime, limit: int) -> list[tuple[uuid.UUID, datetime]]:
+        _, rows = self.query(
+            "SELECT event_id, received_at FROM events"
+            " WHERE received_at >= {since:DateTime64(3, 'UTC')}"
+            " ORDER BY received_at DESC LIMIT {limit:UInt64}",
+            {"since": since.replace(tzinfo=None), "limit": limit},
+        )
+        return [(uuid.UUID(str(r[0])), r[1]) for r in rows]
+
+
+# -- migrations ---------------------------------------------------------------
+_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    root = resources.files("quietly_schemas") / "clickhouse"
+    out = []
+    for entry in root.iterdir():
+        m = _MIGRATION_FILE.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split on ``;`` at line ends; comments are dropped (ClickHouse takes one statement
+    per request over HTTP)."""
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
+
+
+def migrate(store: Store, settings: Settings) -> list[str]:
+    """Apply every migration not yet recorded, then the retention TTLs. Idempotent."""
+    store.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
+        " ENGINE = MergeTree ORDER BY version"
+    )
+    _, rows = store.query("SELECT version FROM schema_migrations")
+    done = {int(r[0]) for r in rows}
+    applied = []
+    for version, name, sql in migration_files():
+        if version in done:
+            continue
+        for stmt in split_statements(sql):
+            store.command(stmt.rstrip(";"))
+        store.command(
+            f"INSERT INTO schema_migrations (version, name) VALUES ({version}, '{name}')"
+        )
+        applied.append(name)
+    _apply_ttl(store, "events", "ts", settings.retention_days)
+    _apply_ttl(store, "rejected_events", "received_at", settings.rejected_retention_days)
+    return applied
+
+
+def _apply_ttl(store: Store, table: str, column: str, days: int) -> None:
+    _, rows = store.query(
+        "SELECT create_table_query FROM system.tables"
+        " WHERE database = currentDatabase() AND name = {t:String}",
+        {"t": table},
+    )
+    has_ttl = bool(rows) and " TTL " in str(rows[0][0])
+    if days > 0:
+        store.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalDay({days})")
+    elif has_ttl:
+        store.command(f"ALTER TABLE {table} REMOVE TTL")
+
+
+def data_dir_lock_hint(path: Path) -> str:
+    return (
+        f"the embedded ClickHouse in {path} is in use by another process"
+        " (a running collector?). Query it through the collector (quietly sql),"
+        " or stop the collector first."
+    )

@@ -1,0 +1,153 @@
+"""HTTP handlers. Each answers JSON; errors carry an ``error`` reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib import resources
+
+import msgspec
+from aiohttp import web
+
+from quietly_collector.body import BodyError, read_body
+from quietly_collector.ingest import BatchError
+from quietly_collector.keys import COLLECTOR
+from quietly_collector.middlewares import error_body
+from quietly_collector.service import TooLarge
+from quietly_collector.spool import SpoolFull, SpoolUnavailable
+from quietly_collector.store import StorageError
+
+RETRY_AFTER_SECONDS = 5
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _unauthorized(reason: str) -> web.Response:
+    resp = error_body(401, reason)
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="quietly"'
+    return resp
+
+
+def _unavailable(reason: str) -> web.Response:
+    resp = error_body(503, reason)
+    resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return resp
+
+
+def require_admin(request: web.Request) -> web.Response | None:
+    token = _bearer(request)
+    if token is None:
+        return _unauthorized("missing 'Authorization: Bearer <admin token>'")
+    keys = request.app[COLLECTOR].credentials.keys
+    if not keys.is_admin(token):
+        # A write key is valid, but only for writing.
+        if keys.project_for(token) is not None:
+            return error_body(403, "write keys can only send events; use the admin token")
+        return _unauthorized("unknown admin token")
+    return None
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    collector = request.app[COLLECTOR]
+    token = _bearer(request)
+    if token is None:
+        return _unauthorized("missing 'Authorization: Bearer <write key>'")
+    project = collector.credentials.keys.project_for(token)
+    if project is None:
+        return _unauthorized("unknown write key")
+    ctype = request.content_type
+    if ctype != "application/json":
+        return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
+    s = collector.settings
+    try:
+        body = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
+        result = await collector.ingest(body, project)
+    except BodyError as exc:
+        return error_body(exc.status, exc.reason)
+    except BatchError as exc:
+        return error_body(400, str(exc))
+    except TooLarge as exc:
+        return error_body(413, str(exc))
+    except SpoolFull as exc:
+        return _unavailable(f"collector is at its buffer limit, retry later ({exc})")
+    except SpoolUnavailable as exc:
+        return _unavailable(f"collector cannot store batches right now ({exc})")
+    return web.json_response(result.as_json())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    c = request.app[COLLECTOR]
+    storage = c.storage_ok and await asyncio.to_thread(c.store.ping)
+    spool_ok = not c.spool.full
+    body = {
+        "status": "ready" if storage and spool_ok else "not ready",
+        "storage": storage,
+        "spool_bytes": c.spool.pending_bytes,
+        "spool_limit_bytes": c.spool.max_bytes,
+        "spool_rows": c.spool.pending_rows,
+    }
+    return web.json_response(body, status=200 if storage and spool_ok else 503)
+
+
+_OPENAPI: bytes | None = None
+
+
+async def openapi(request: web.Request) -> web.Response:
+    global _OPENAPI
+    if _OPENAPI is None:
+        _OPENAPI = (resources.files("quietly_collector") / "openapi.json").read_bytes()
+    return web.Response(body=_OPENAPI, content_type="application/json")
+
+
+class SqlRequest(msgspec.Struct):
+    sql: str
+
+
+async def post_sql(request: web.Request) -> web.Response:
+    denied = require_admin(request)
+    if denied is not None:
+        return denied
+    try:
+        query = msgspec.json.decode(await request.read(), type=SqlRequest).sql
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return error_body(400, f'expected {{"sql": "SELECT ..."}}: {exc}')
+    try:
+        columns, rows = await asyncio.to_thread(
+            request.app[COLLECTOR].store.query, query, None, True
+        )
+    except StorageError as exc:
+        return error_body(400, str(exc)[:2000])
+    # default=str: UUIDs, datetimes and decimals become their text form.
+    text = json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=str)
+    return web.Response(text=text, content_type="application/json")
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    denied = require_admin(request)
+    if denied is not None:
+        return denied
+    c = request.app[COLLECTOR]
+    w = c.writer
+    return web.json_response(
+        {
+            "counters": dict(sorted(c.counters.items())),
+            "spool": {
+                "bytes": c.spool.pending_bytes,
+                "rows": c.spool.pending_rows,
+                "limit_bytes": c.spool.max_bytes,
+            },
+            "storage_ok": c.storage_ok,
+            "last_storage_error": w.stats.last_error if w else "",
+            "inserted_rows": w.stats.inserted_rows if w else 0,
+        }
+    )

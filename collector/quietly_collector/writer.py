@@ -1,0 +1,177 @@
+"""Move spooled records into ClickHouse in large batches, in order, exactly once.
+
+Batches close on size (``flush_rows``) or age (``flush_interval_ms``). A batch's
+insert deduplication token is its spool position, so a retried insert is
+dropped by ClickHouse if the first attempt landed. Records left from before a
+crash are checked against the ``events`` table first, since their batch
+boundaries (and so tokens) may differ from the first attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quietly_collector.ingest import EVENT_COLUMNS, REJECTED_COLUMNS
+from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Pos, Record, Spool
+from quietly_collector.store import StorageError, Store
+
+log = logging.getLogger("quietly.writer")
+
+
+def line_event_id(line: bytes) -> uuid.UUID:
+    # Rows are JSON arrays whose first element is the event id: ["<uuid>",...
+    return uuid.UUID(line[2:38].decode("ascii"))
+
+
+@dataclass
+class WriterStats:
+    inserted_rows: int = 0
+    inserted_batches: int = 0
+    insert_failures: int = 0
+    recovered_duplicates: int = 0
+    quarantined_records: int = 0
+    last_insert_seconds: float = 0.0
+    storage_ok: bool = True
+    last_error: str = ""
+    insert_latency: list[float] = field(default_factory=list)
+
+
+class Writer:
+    def __init__(
+        self,
+        spool: Spool,
+        store: Store,
+        flush_rows: int,
+        flush_interval: float,
+        counters: Counter[str],
+        recovery_end: Pos,
+    ) -> None:
+        self.spool = spool
+        self.store = store
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval
+        self.counters = counters
+        self.stats = WriterStats()
+        self._cursor = spool.checkpoint
+        # Records before this position may already be in ClickHouse (crash recovery).
+        self._recovery_end = recovery_end
+        self._stopping = False
+        self._idle = asyncio.Event()
+
+    @property
+    def backlog_rows(self) -> int:
+        return self.spool.pending_rows
+
+    async def run(self) -> None:
+        assert self.spool.appended is not None
+        appended = self.spool.appended
+        backoff = 0.05
+        while True:
+            if self.spool.write_pos <= self._cursor:
+                self._idle.set()
+                if self._stopping:
+                    return
+                appended.clear()
+                await appended.wait()
+            self._idle.clear()
+            # Let a batch fill up unless it is already big enough (or we are draining).
+            deadline = time.monotonic() + self.flush_interval
+            while not self._stopping and self.spool.pending_rows < self.flush_rows:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                appended.clear()
+                try:
+                    await asyncio.wait_for(appended.wait(), left)
+                except TimeoutError:
+                    break
+            try:
+                await self._flush_once()
+                backoff = 0.05
+            except StorageError as exc:
+                self.stats.insert_failures += 1
+                self.stats.storage_ok = False
+                self.stats.last_error = str(exc)[:500]
+                self.counters["insert_failures"] += 1
+                log.warning("insert failed (retrying in %.2fs): %s", backoff, str(exc)[:300])
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _flush_once(self) -> None:
+        end = self.spool.write_pos
+        records = await asyncio.to_thread(self.spool.read, self._cursor, end, self.flush_rows)
+        if not records:
+            return
+        span_end = records[-1].end
+        await asyncio.to_thread(self._store_records, records)
+        self.stats.storage_ok = True
+        rows = sum(r.rows for r in records)
+        self.spool.commit(span_end, rows)
+        self._cursor = span_end
+
+    def _store_records(self, records: list[Record]) -> None:
+        token = f"{records[0].start.seg}:{records[0].start.off}-{records[-1].end.seg}:{records[-1].end.off}"
+        events = b"".join(r.payload for r in records if r.kind == KIND_EVENTS)
+        rejected = b"".join(r.payload for r in records if r.kind == KIND_REJECTED)
+        if records[0].start < self._recovery_end and events:
+            events = self._drop_stored(events)
+        started = time.perf_counter()
+        for table, columns, data in (
+            ("events", EVENT_COLUMNS, events),
+            ("rejected_events", REJECTED_COLUMNS, rejected),
+        ):
+            if not data:
+                continue
+            try:
+                self.store.insert(table, columns, data, f"{table}:{token}")
+            except StorageError as exc:
+                if not exc.is_data_error:
+                    raise
+                self._quarantine(table, data, exc)
+        elapsed = time.perf_counter() - started
+        n = data_rows = events.count(b"\n") if events else 0
+        self.stats.inserted_rows += data_rows
+        self.stats.inserted_batches += 1
+        self.stats.last_insert_seconds = elapsed
+        self.counters["rows_inserted"] += n
+
+    def _drop_stored(self, events: bytes) -> bytes:
+        lines = events.splitlines(keepends=True)
+        ids = [line_event_id(ln) for ln in lines]
+        stored = self.store.existing_ids(ids)
+        if not stored:
+            return events
+        self.stats.recovered_duplicates += len(stored)
+        return b"".join(ln for ln, i in zip(lines, ids, strict=True) if i not in stored)
+
+    def _quarantine(self, table: str, data: bytes, exc: StorageError) -> None:
+        """Rows ClickHouse cannot parse go aside on disk: kept for the operator, never lost."""
+        qdir: Path = self.spool.directory / "quarantine"
+        qdir.mkdir(exist_ok=True)
+        path = qdir / f"{table}-{int(time.time() * 1000)}.jsonl"
+        path.write_bytes(data)
+        (path.with_suffix(".error")).write_text(str(exc))
+        self.stats.quarantined_records += 1
+        self.counters["quarantined_batches"] += 1
+        log.error("rows ClickHouse refused as data were set aside in %s: %s", path, exc)
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop after storing everything spooled; False if ``timeout`` ran out first."""
+        self._stopping = True
+        assert self.spool.appended is not None
+        self.spool.appended.set()
+        try:
+            await asyncio.wait_for(self._wait_empty(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_empty(self) -> None:
+        while self.spool.write_pos > self._cursor:
+            await asyncio.sleep(0.02)

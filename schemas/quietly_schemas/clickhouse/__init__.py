@@ -1,0 +1,1 @@
+"""Numbered, idempotent ClickHouse migrations (``NNNN_name.sql``)."""
