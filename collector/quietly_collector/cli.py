@@ -118,13 +118,7 @@ def _serve(settings: Settings) -> int:
 
 
 def _fatal(exc: Exception, settings: Settings) -> int:
-    from quietly_collector.store import data_dir_lock_hint
-
-    text = str(exc)
-    if "lock" in text.lower() and settings.embedded:
-        print(f"quietly: {data_dir_lock_hint(settings.chdb_dir)}", file=sys.stderr)
-    else:
-        print(f"quietly: {text}", file=sys.stderr)
+    print(f"quietly: {exc}", file=sys.stderr)
     return 1
 
 

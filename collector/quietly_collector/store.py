@@ -7,6 +7,7 @@ here is blocking and is run in a thread by the async callers.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -80,7 +81,28 @@ def make_client(settings: Settings, database: str | None) -> Any:
     except SettingsError:
         raise
     except Exception as exc:
+        if settings.embedded and _locked_elsewhere(settings.chdb_dir):
+            raise StorageError(data_dir_lock_hint(settings.chdb_dir)) from exc
         raise StorageError(f"cannot connect to ClickHouse: {exc}") from exc
+
+
+def _locked_elsewhere(path: Path) -> bool:
+    """ClickHouse holds an flock on ``status`` while a process uses the directory."""
+    import fcntl
+
+    try:
+        fd = os.open(path / "status", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 class Store:

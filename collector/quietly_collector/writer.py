@@ -22,6 +22,8 @@ from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Pos, Record, Spo
 from quietly_collector.store import StorageError, Store
 
 log = logging.getLogger("quietly.writer")
+# Retries never stop; the cap bounds how late a recovered ClickHouse is noticed.
+MAX_BACKOFF_SECONDS = 2.0
 
 
 def line_event_id(line: bytes) -> uuid.UUID:
@@ -101,7 +103,7 @@ class Writer:
                 self.counters["insert_failures"] += 1
                 log.warning("insert failed (retrying in %.2fs): %s", backoff, str(exc)[:300])
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _flush_once(self) -> None:
         end = self.spool.write_pos
@@ -135,11 +137,11 @@ class Writer:
                     raise
                 self._quarantine(table, data, exc)
         elapsed = time.perf_counter() - started
-        n = data_rows = events.count(b"\n") if events else 0
-        self.stats.inserted_rows += data_rows
+        inserted = events.count(b"\n")
+        self.stats.inserted_rows += inserted
         self.stats.inserted_batches += 1
         self.stats.last_insert_seconds = elapsed
-        self.counters["rows_inserted"] += n
+        self.counters["rows_inserted"] += inserted
 
     def _drop_stored(self, events: bytes) -> bytes:
         lines = events.splitlines(keepends=True)

@@ -1,0 +1,108 @@
+"""Fixtures: one embedded ClickHouse directory per test process, one database per test.
+
+chdb allows a single data directory per process for the process's lifetime,
+so every in-process collector shares ``chdb_path`` and isolates by database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from quietly_collector.keys import COLLECTOR
+from quietly_collector.main import init_app, start_server
+from quietly_collector.service import Collector
+from quietly_collector.settings import Settings, load_settings
+from quietly_collector.store import Store
+from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, chdb_path: Path) -> Settings:
+    return make_settings(tmp_path, chdb_path)
+
+
+def make_settings(tmp_path: Path, chdb_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "chdb_path": str(chdb_path),
+        "database": "t_" + uuid.uuid4().hex[:12],
+        "write_keys": {"proj": WRITE_KEY, "other": OTHER_KEY},
+        "admin_token": ADMIN_TOKEN,
+        "flush_interval_ms": 20,
+        "port": 0,
+    }
+    values.update(overrides)
+    return load_settings(env={}, overrides=values)
+
+
+@dataclass
+class Running:
+    url: str
+    app: web.Application
+    runner: web.AppRunner
+    session: aiohttp.ClientSession
+
+    @property
+    def collector(self) -> Collector:
+        return self.app[COLLECTOR]
+
+    @property
+    def store(self) -> Store:
+        return self.collector.store
+
+    async def post(self, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        async with self.session.post(self.url + path, data=data, headers=headers) as resp:
+            try:
+                payload = await resp.json(content_type=None)
+            except ValueError:
+                payload = await resp.text()
+            return resp.status, payload
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until everything acknowledged is in ClickHouse."""
+        writer = self.collector.writer
+        assert writer is not None
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.collector.spool.pending_rows and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        assert self.collector.spool.pending_rows == 0, "spool did not drain"
+
+    def rows(self, sql: str) -> list[Any]:
+        return self.store.query(sql)[1]
+
+
+async def start(settings: Settings) -> Running:
+    app = init_app(settings)
+    runner, port = await start_server(app, "127.0.0.1", 0)
+    session = aiohttp.ClientSession(auto_decompress=False)
+    return Running(f"http://127.0.0.1:{port}", app, runner, session)
+
+
+async def stop(running: Running) -> None:
+    await running.session.close()
+    await running.runner.cleanup()
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Running]:
+    running = await start(settings)
+    try:
+        yield running
+    finally:
+        await stop(running)

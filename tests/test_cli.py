@@ -1,0 +1,107 @@
+"""The README path: serve with no arguments, send one event, see it; migrate; errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import body, event, headers
+
+QUIETLY = [sys.executable, "-m", "quietly_collector"]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("QUIETLY_")}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*QUIETLY, *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    proc = subprocess.Popen([*QUIETLY, "serve", "--port", "0"], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    url = ""
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        lines.append(line)
+        if "listening on" in line:
+            url = line.split("listening on ")[1].split()[0]
+            break
+        assert time.monotonic() < deadline
+    try:
+        yield proc, url, lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_with_no_keys_prints_a_dev_key_that_works(
+    served: tuple[subprocess.Popen[str], str, list[str]], tmp_path: Path
+) -> None:
+    _, url, lines = served
+    out = "".join(lines)
+    assert "QUIETLY_WRITE_KEYS" in out  # says how to set real keys
+    key = (tmp_path / "quietly-data" / "dev-write-key").read_text().strip()
+    assert key in out
+    assert (tmp_path / "quietly-data" / "clickhouse").is_dir()  # embedded store by default
+
+    ev = event("crash", {"kind": "OSError", "message": "disk of carol@example.org is full"})
+    req = urllib.request.Request(url + "/v1/batch", data=body([ev]), headers=headers(key))
+    with urllib.request.urlopen(req) as resp:
+        assert json.loads(resp.read())["accepted"] == 1
+
+    deadline = time.monotonic() + 20
+    while True:
+        got = run("sql", "SELECT event, props FROM events", "--url", url, "--format", "json",
+                  cwd=tmp_path)
+        assert got.returncode == 0, got.stderr
+        rows = json.loads(got.stdout)["rows"]
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert rows == [["crash", '{"kind":"OSError","message":"disk of [email] is full"}']]
+    table = run("sql", "SELECT event FROM events", "--url", url, cwd=tmp_path)
+    assert "crash" in table.stdout and "(1 row)" in table.stdout
+
+
+def test_a_second_collector_on_the_same_data_dir_explains_the_lock(
+    served: tuple[subprocess.Popen[str], str, list[str]], tmp_path: Path
+) -> None:
+    second = run("serve", "--port", "0", cwd=tmp_path)
+    assert second.returncode == 1
+    assert "in use by another process" in second.stderr
+
+
+def test_migrate_is_idempotent_and_sql_direct_reads_a_stopped_store(tmp_path: Path) -> None:
+    first = run("migrate", cwd=tmp_path)
+    assert first.returncode == 0 and "applied: 0001_events.sql" in first.stdout
+    again = run("migrate", cwd=tmp_path)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    direct = run("sql", "SELECT count() FROM events", "--direct", "--format", "json",
+                 cwd=tmp_path)
+    assert json.loads(direct.stdout)["rows"] == [[0]]
+
+
+def test_sql_without_a_running_collector_says_what_to_do(tmp_path: Path) -> None:
+    got = run("sql", "SELECT 1", "--url", "http://127.0.0.1:9", "--admin-token", "x" * 20,
+              cwd=tmp_path)
+    assert got.returncode == 1
+    assert "quietly serve" in got.stderr and "--direct" in got.stderr
+
+
+def test_bad_settings_exit_2_with_the_reason(tmp_path: Path) -> None:
+    got = run("serve", "--port", "http", cwd=tmp_path)
+    assert got.returncode == 2 and "port" in got.stderr

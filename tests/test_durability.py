@@ -1,0 +1,117 @@
+"""Acknowledged means durable: storage outages, spool limits and restarts lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from tests.conftest import Running, make_settings, start, stop
+from tests.helpers import body, event, headers, now
+
+
+async def _wait(predicate: object, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_batches_wait_in_the_spool_while_storage_is_down(server: Running) -> None:
+    server.store.command("DETACH TABLE events")  # ClickHouse loses the table: inserts fail
+    sent = []
+    for _ in range(5):
+        events = [event() for _ in range(10)]
+        status, result = await server.post("/v1/batch", body(events), headers())
+        assert (status, result["accepted"]) == (200, 10)
+        sent += [e["event_id"] for e in events]
+    writer = server.collector.writer
+    assert writer is not None
+    await _wait(lambda: writer.stats.insert_failures >= 2)
+    assert server.collector.spool.pending_rows == 50
+    async with server.session.get(server.url + "/readyz") as resp:
+        assert resp.status == 503 and (await resp.json())["storage"] is False
+
+    server.store.command("ATTACH TABLE events")
+    await server.settle()
+    stored = {str(r[0]) for r in server.rows("SELECT event_id FROM events")}
+    assert stored == set(sent)
+    async with server.session.get(server.url + "/readyz") as resp:
+        assert resp.status == 200
+
+
+async def test_past_the_spool_limit_the_collector_answers_503(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    settings = make_settings(tmp_path, chdb_path, spool_max_bytes=20_000)
+    running = await start(settings)
+    try:
+        running.store.command("DETACH TABLE events")
+        statuses = []
+        for _ in range(12):
+            status, result = await running.post(
+                "/v1/batch", body([event() for _ in range(5)]), headers()
+            )
+            statuses.append(status)
+            if status == 503:
+                assert "buffer limit" in result["error"]
+        assert statuses[0] == 200 and statuses[-1] == 503
+        accepted = statuses.count(200) * 5
+        async with running.session.post(
+            running.url + "/v1/batch", data=body([event() for _ in range(5)]), headers=headers()
+        ) as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"].isdigit()
+        running.store.command("ATTACH TABLE events")
+        await running.settle()
+        assert running.rows("SELECT count() FROM events") == [(accepted,)]
+        # Drained: new batches are accepted again.
+        status, _ = await running.post("/v1/batch", body([event()]), headers())
+        assert status == 200
+    finally:
+        await stop(running)
+
+
+async def test_spooled_events_survive_a_restart_and_duplicates_are_still_caught(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    settings = make_settings(tmp_path, chdb_path)
+    first = await start(settings)
+    old = event(ts=now() - timedelta(days=3))  # older than what memory covers after restart
+    recent = [event() for _ in range(10)]
+    await first.post("/v1/batch", body([old, *recent]), headers())
+    await first.settle()
+    # Storage goes away, more batches arrive, then the collector stops with them spooled.
+    first.store.command("DETACH TABLE events")
+    waiting = [event() for _ in range(10)]
+    status, _ = await first.post("/v1/batch", body(waiting), headers())
+    assert status == 200
+    first.collector.store.command("ATTACH TABLE events")  # back for the next process
+    await _stop_without_draining(first)
+
+    second = await start(settings)
+    try:
+        await second.settle()
+        assert second.rows("SELECT count() FROM events") == [(21,)]
+        # Resends of every kind are recognised: recent, spooled before restart, and old.
+        status, result = await second.post(
+            "/v1/batch", body([old, recent[0], waiting[0], event()]), headers()
+        )
+        assert (result["accepted"], result["duplicates"]) == (1, 3)
+        await second.settle()
+        assert second.rows("SELECT count(), uniqExact(event_id) FROM events") == [(22, 22)]
+    finally:
+        await stop(second)
+
+
+async def _stop_without_draining(running: Running) -> None:
+    writer = running.collector.writer
+    assert writer is not None
+    # Stop the writer before it can store the spooled batch (as a crash would).
+    for task in running.collector._tasks:
+        task.cancel()
+    await asyncio.gather(*running.collector._tasks, return_exceptions=True)
+    running.collector._tasks = []
+    running.collector.writer = None
+    await stop(running)
+

@@ -1,0 +1,35 @@
+"""The SDK distribution installs and imports without the collector's dependencies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("aiohttp", "clickhouse_connect", "chdb", "opentelemetry", "cryptography")
+
+
+def test_sdk_distribution_does_not_depend_on_collector_libraries() -> None:
+    deps = tomllib.loads((ROOT / "sdk" / "pyproject.toml").read_text())["project"]["dependencies"]
+    schema_deps = tomllib.loads((ROOT / "schemas" / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
+    for dep in [*deps, *schema_deps]:
+        assert not dep.lower().startswith(("aiohttp", "clickhouse", "chdb", "opentelemetry"))
+
+
+def test_importing_the_sdk_loads_no_collector_library() -> None:
+    code = (
+        "import sys, quietly\n"
+        "quietly.builtin_catalog()\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_collector_requires_a_safe_aiohttp() -> None:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "aiohttp>=3.13.3" in deps

@@ -1,0 +1,70 @@
+"""Every option reads from flags, QUIETLY_* variables and a TOML file, in that order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quietly_collector.settings import SettingsError, load_settings
+
+
+def test_defaults_serve_locally_with_an_embedded_store() -> None:
+    s = load_settings(env={})
+    assert (s.host, s.port, s.data_dir, s.embedded) == ("127.0.0.1", 8080, "./quietly-data", True)
+    assert s.chdb_dir == Path("quietly-data/clickhouse")
+
+
+def test_flags_beat_environment_beat_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "quietly.toml"
+    config.write_text(
+        'port = 9000\nhost = "0.0.0.0"\nspool_max_bytes = 1000\n'
+        '[write_keys]\nfrom_file = "file-key-0123456789"\n'
+    )
+    env = {"QUIETLY_PORT": "9100", "QUIETLY_SPOOL_MAX_BYTES": "2_000"}
+    s = load_settings(config, env=env, overrides={"port": "9200"})
+    assert s.port == 9200
+    assert s.host == "0.0.0.0"
+    assert s.spool_max_bytes == 2000
+    assert s.write_keys == {"from_file": "file-key-0123456789"}
+
+
+def test_write_keys_from_the_environment() -> None:
+    s = load_settings(env={"QUIETLY_WRITE_KEYS": "project_a=key1-0123456789abcdef, "
+                                                 "project_b=key2-0123456789abcdef"})
+    assert s.write_keys == {"project_a": "key1-0123456789abcdef",
+                            "project_b": "key2-0123456789abcdef"}
+
+
+def test_clickhouse_url_switches_to_a_server() -> None:
+    s = load_settings(env={"QUIETLY_CLICKHOUSE_URL": "http://u:p@ch:8123/analytics"})
+    assert not s.embedded
+    from quietly_collector.store import _server_kwargs, database_of
+
+    assert database_of(s) == "analytics"
+    kw = _server_kwargs(s.clickhouse_url)
+    assert (kw["host"], kw["port"], kw["username"], kw["password"]) == ("ch", 8123, "u", "p")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"QUIETLY_PORT": "eighty"}, "port: expected an integer"),
+        ({"QUIETLY_WRITE_KEYS": "nokey"}, "name=value"),
+        ({"QUIETLY_WRITE_KEYS": "a=short"}, "at least 16"),
+        ({"QUIETLY_SPOOL_MAX_BYTES": "0"}, "spool_max_bytes: must be positive"),
+        ({"QUIETLY_DATABASE": "a;drop"}, "database"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env=env)
+
+
+def test_unknown_keys_in_the_config_file_are_errors(tmp_path: Path) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text("prot = 1\n")
+    with pytest.raises(SettingsError, match="prot"):
+        load_settings(config, env={})
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", env={})

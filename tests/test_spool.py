@@ -1,0 +1,143 @@
+"""The spool keeps every intact record through torn writes and corruption."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from quietly_collector.spool import KIND_EVENTS, Pos, Spool, SpoolFull, SpoolUnavailable
+
+
+def _spool(path: Path, max_bytes: int = 1 << 20, segment: int = 1 << 20) -> Spool:
+    return Spool(path, max_bytes, segment)
+
+
+async def _fill(spool: Spool, n: int) -> list[bytes]:
+    payloads = [f'["row-{i}"]\n'.encode() for i in range(n)]
+    for p in payloads:
+        await spool.wait_durable(spool.append([(KIND_EVENTS, 1, p)]))
+    return payloads
+
+
+async def _with_sync(spool: Spool) -> asyncio.Task[None]:
+    return asyncio.create_task(spool.sync_loop())
+
+
+async def test_records_survive_reopen_and_commit_moves_the_checkpoint(tmp_path: Path) -> None:
+    s = _spool(tmp_path)
+    s.open()
+    task = await _with_sync(s)
+    payloads = await _fill(s, 10)
+    records = s.read(s.checkpoint, s.write_pos, 4)
+    assert [r.payload for r in records] == payloads[:4]
+    s.commit(records[-1].end, 4)
+    task.cancel()
+    s.close()
+
+    again = _spool(tmp_path)
+    rec = again.open()
+    assert (rec.records, rec.rows, rec.damaged) == (6, 6, 0)
+    rest = again.read(again.checkpoint, again.write_pos, 100)
+    assert [r.payload for r in rest] == payloads[4:]
+    again.close()
+
+
+async def test_a_torn_last_record_is_cut_and_the_rest_recovered(tmp_path: Path) -> None:
+    s = _spool(tmp_path)
+    s.open()
+    task = await _with_sync(s)
+    payloads = await _fill(s, 5)
+    task.cancel()
+    s.close()
+    seg = next(tmp_path.glob("*.wal"))
+    os.truncate(seg, seg.stat().st_size - 3)  # the last write was cut short
+
+    again = _spool(tmp_path)
+    rec = again.open()
+    assert rec.records == 4 and rec.truncated_bytes > 0
+    task = await _with_sync(again)
+    more = await _fill(again, 1)  # new records follow the intact ones
+    got = [r.payload for r in again.read(again.checkpoint, again.write_pos, 100)]
+    assert got == payloads[:4] + more
+    task.cancel()
+    again.close()
+
+
+async def test_a_corrupted_record_is_skipped_and_counted(tmp_path: Path) -> None:
+    s = _spool(tmp_path)
+    s.open()
+    task = await _with_sync(s)
+    payloads = await _fill(s, 5)
+    second = s.read(s.checkpoint, s.write_pos, 2)[1]
+    task.cancel()
+    s.close()
+    seg = next(tmp_path.glob("*.wal"))
+    data = bytearray(seg.read_bytes())
+    data[second.end.off - 2] ^= 0xFF  # flip a byte inside record 2's payload
+    seg.write_bytes(bytes(data))
+
+    again = _spool(tmp_path)
+    rec = again.open()
+    assert (rec.records, rec.damaged) == (4, 1)
+    got = [r.payload for r in again.read(again.checkpoint, again.write_pos, 100) if r.kind]
+    assert got == [payloads[0], *payloads[2:]]
+    again.close()
+
+
+async def test_concurrent_appends_share_fsyncs(tmp_path: Path) -> None:
+    s = _spool(tmp_path)
+    s.open()
+    task = await _with_sync(s)
+    real_fsync = os.fsync
+    calls = 0
+
+    def counting(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        real_fsync(fd)
+
+    with mock.patch("quietly_collector.spool.os.fsync", counting):
+        await asyncio.gather(*(
+            s.wait_durable(s.append([(KIND_EVENTS, 1, b'["x"]\n')])) for _ in range(200)
+        ))
+    assert 1 <= calls < 20, calls  # group commit: far fewer fsyncs than appends
+    task.cancel()
+    s.close()
+
+
+async def test_full_spool_and_failing_disk_refuse_instead_of_acknowledging(
+    tmp_path: Path,
+) -> None:
+    s = _spool(tmp_path, max_bytes=200)
+    s.open()
+    task = await _with_sync(s)
+    s.append([(KIND_EVENTS, 1, b"x" * 150)])
+    with pytest.raises(SpoolFull):
+        s.append([(KIND_EVENTS, 1, b"x" * 150)])
+    before = s.write_pos
+    with mock.patch("quietly_collector.spool.os.write", side_effect=OSError(28, "No space")), \
+            pytest.raises(SpoolUnavailable, match="No space"):
+        s.append([(KIND_EVENTS, 1, b"y")])
+    assert s.write_pos == before  # nothing half-written stays behind
+    task.cancel()
+    s.close()
+
+
+async def test_segments_rotate_and_committed_ones_are_deleted(tmp_path: Path) -> None:
+    s = _spool(tmp_path, segment=100)
+    s.open()
+    task = await _with_sync(s)
+    await _fill(s, 30)
+    assert len(list(tmp_path.glob("*.wal"))) > 3
+    records = s.read(s.checkpoint, s.write_pos, 1000)
+    assert len(records) == 30
+    s.commit(records[-1].end, 30)
+    assert len(list(tmp_path.glob("*.wal"))) == 1
+    assert s.pending_bytes == 0 and s.pending_rows == 0
+    assert s.checkpoint == Pos(records[-1].end.seg, records[-1].end.off)
+    task.cancel()
+    s.close()
