@@ -152,7 +152,7 @@ async def test_fields_above_the_events_consent_level_are_dropped(server: Running
     basic = event(props=props, consent="basic")
     detailed = event(props=props, consent="detailed")
     off = event(props=props, consent="off")
-    status, result = await server.post("/v1/batch", body([basic, detailed, off]), headers())
+    _, result = await server.post("/v1/batch", body([basic, detailed, off]), headers())
     assert result["accepted"] == 2
     assert "consent is off" in result["rejected"][0]["reason"]
     await server.settle()

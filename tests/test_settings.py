@@ -68,3 +68,19 @@ def test_unknown_keys_in_the_config_file_are_errors(tmp_path: Path) -> None:
         load_settings(config, env={})
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "missing.toml", env={})
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_example_config_loads() -> None:
+    s = load_settings(ROOT / "deploy" / "quietly.example.toml", env={})
+    assert s.retention_days == 400 and "my_ide" in s.write_keys
+
+
+def test_every_setting_is_documented() -> None:
+    from quietly_collector.settings import FIELDS, env_name
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    missing = [name for name in FIELDS if f"`{name}`" not in doc or env_name(name) not in doc]
+    assert not missing, f"undocumented settings: {missing}"

@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"quietly {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the collector (default 127.0.0.1:8080, embedded store)")
+    serve = sub.add_parser(
+        "serve", help="run the collector (default 127.0.0.1:8080, embedded store)"
+    )
     _add_setting_flags(serve, FIELDS)
     mig = sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     _add_setting_flags(mig, (*_COMMON, "retention_days", "rejected_retention_days"))
@@ -102,7 +104,11 @@ def _serve(settings: Settings) -> int:
             " (used by 'quietly sql'; set QUIETLY_ADMIN_TOKEN for your own).",
             flush=True,
         )
-    store = "embedded ClickHouse in " + str(settings.chdb_dir) if settings.embedded else "ClickHouse at " + _redact(settings.clickhouse_url)
+    store = (
+        f"embedded ClickHouse in {settings.chdb_dir}"
+        if settings.embedded
+        else f"ClickHouse at {_redact(settings.clickhouse_url)}"
+    )
 
     def ready(port: int) -> None:
         print(f"quietly: collector listening on http://{settings.host}:{port} ({store})",

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
+
 from quietly_schemas import Catalog, EventSchema, scrub_counted
 
 _Keyword = r"^[A-Za-z0-9_.:+\-]*$"
@@ -166,7 +167,9 @@ def _event_id_of(raw: bytes) -> str | None:
         return None
 
 
-def _decode_props(schema: EventSchema, raw: msgspec.Raw, prefix: str, counters: Counter[str]) -> Any:
+def _decode_props(
+    schema: EventSchema, raw: msgspec.Raw, prefix: str, counters: Counter[str]
+) -> Any:
     try:
         return msgspec.json.decode(raw, type=schema.props_type)
     except msgspec.ValidationError as exc:

@@ -44,10 +44,11 @@ async def start_server(app: web.Application, host: str, port: int) -> tuple[web.
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
     bound = port
-    if server is not None and getattr(server, "sockets", None):
-        bound = server.sockets[0].getsockname()[1]
+    for address in runner.addresses:  # the real port when asked for port 0
+        if isinstance(address, tuple):
+            bound = int(address[1])
+            break
     return runner, bound
 
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from quietly_schemas import Catalog, load_catalog
-
 from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
 from quietly_collector.dedup import RecentIds
 from quietly_collector.ingest import (
@@ -24,6 +22,7 @@ from quietly_collector.settings import Settings
 from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Spool
 from quietly_collector.store import StorageError, Store, migrate
 from quietly_collector.writer import Writer, line_event_id
+from quietly_schemas import Catalog, load_catalog
 
 log = logging.getLogger("quietly.collector")
 

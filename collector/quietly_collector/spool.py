@@ -77,7 +77,7 @@ class Spool:
     _fd: int = -1
     _seg: int = 0
     _sizes: dict[int, int] = field(default_factory=dict)
-    _checkpoint: Pos = Pos(0, 0)
+    _checkpoint: Pos = field(default_factory=lambda: Pos(0, 0))
     _retired: list[int] = field(default_factory=list)
     _waiters: deque[tuple[Pos, asyncio.Future[None]]] = field(default_factory=deque)
     _dirty: asyncio.Event | None = None

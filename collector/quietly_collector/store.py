@@ -7,6 +7,7 @@ here is blocking and is run in a thread by the async callers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -40,13 +41,15 @@ class StorageError(Exception):
     @property
     def is_data_error(self) -> bool:
         m = _CODE.search(str(self))
-        return bool(m) and int(m.group(1)) in DATA_ERROR_CODES
+        return m is not None and int(m.group(1)) in DATA_ERROR_CODES
 
 
 def _server_kwargs(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"clickhouse_url: expected http(s)://user:pass@host:port/db, got {url!r}")
+        raise SettingsError(
+            f"clickhouse_url: expected http(s)://user:pass@host:port/db, got {url!r}"
+        )
     return {
         "host": parts.hostname,
         "port": parts.port or (8443 if parts.scheme == "https" else 8123),
@@ -125,10 +128,8 @@ class Store:
     def close(self) -> None:
         for c in (self._writer, self._reader):
             if c is not None:
-                try:
+                with contextlib.suppress(Exception):
                     c.close()
-                except Exception:
-                    pass
 
     # -- writing --------------------------------------------------------------
     def insert(self, table: str, columns: Sequence[str], data: bytes, token: str) -> None:
@@ -245,7 +246,9 @@ def _apply_ttl(store: Store, table: str, column: str, days: int) -> None:
     )
     has_ttl = bool(rows) and " TTL " in str(rows[0][0])
     if days > 0:
-        store.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalDay({days})")
+        store.command(
+            f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalDay({days})"
+        )
     elif has_ttl:
         store.command(f"ALTER TABLE {table} REMOVE TTL")
 

@@ -118,7 +118,8 @@ class Writer:
         self._cursor = span_end
 
     def _store_records(self, records: list[Record]) -> None:
-        token = f"{records[0].start.seg}:{records[0].start.off}-{records[-1].end.seg}:{records[-1].end.off}"
+        first, last = records[0].start, records[-1].end
+        token = f"{first.seg}:{first.off}-{last.seg}:{last.off}"
         events = b"".join(r.payload for r in records if r.kind == KIND_EVENTS)
         rejected = b"".join(r.payload for r in records if r.kind == KIND_REJECTED)
         if records[0].start < self._recovery_end and events:

@@ -148,9 +148,9 @@ def _parse_field(name: str, raw: Any, where: str) -> FieldSpec:
     max_length = raw.get("max_length")
     lo, hi = raw.get("min"), raw.get("max")
     # Every field is bounded: an unbounded field is a schema error, not a default.
-    if ftype in ("keyword", "text") and values is None:
-        if not isinstance(max_length, int) or max_length <= 0:
-            raise CatalogError(f"{where}: {ftype} fields need a positive max_length")
+    unbounded = not isinstance(max_length, int) or max_length <= 0
+    if ftype in ("keyword", "text") and values is None and unbounded:
+        raise CatalogError(f"{where}: {ftype} fields need a positive max_length")
     if ftype in ("int", "float"):
         if not isinstance(lo, int | float) or not isinstance(hi, int | float) or lo > hi:
             raise CatalogError(f"{where}: {ftype} fields need numeric min <= max")
