@@ -207,3 +207,15 @@ async def test_health_readiness_and_openapi(server: Running) -> None:
     assert set(spec["paths"]["/v1/batch"]["post"]["responses"]) >= {
         "200", "400", "401", "413", "415", "503"
     }
+
+
+async def test_identifier_fields_cannot_carry_personal_data(server: Running) -> None:
+    in_context = event()
+    in_context["context"]["app"] = "bob@example.com"
+    in_props = event(props={"feature": "/home/bob/secret-project"})
+    fine = event()
+    _, result = await server.post("/v1/batch", body([in_context, in_props, fine]), headers())
+    assert result["accepted"] == 1
+    reasons = [r["reason"] for r in result["rejected"]]
+    assert reasons[0].endswith("at $.events[0].context.app")
+    assert reasons[1].endswith("at $.events[1].props.feature")

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
 from quietly_schemas import Catalog, EventSchema, scrub_counted
+from quietly_schemas.catalog import KEYWORD_PATTERN, keyword_ok
 
-_Keyword = r"^[A-Za-z0-9_.:+\-]*$"
 _TS_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+_CONTEXT_KEYWORDS = ("app", "app_version", "os", "os_version", "locale", "sdk", "sdk_version")
 
 
 def _kw(n: int) -> Any:
-    return Annotated[str, msgspec.Meta(max_length=n, pattern=_Keyword)]
+    # The character set is checked after decoding, with a cache (keyword_ok).
+    return Annotated[str, msgspec.Meta(max_length=n)]
 
 
 class Context(msgspec.Struct, kw_only=True, gc=False):
@@ -48,7 +51,7 @@ class EventIn(msgspec.Struct, kw_only=True, gc=False):
     ts: AwareDatetime
     install_id: uuid.UUID
     session_id: uuid.UUID | None = None
-    context: Context = msgspec.field(default_factory=Context)
+    context: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
     props: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
 
 
@@ -133,11 +136,10 @@ class Rejection:
     version: int = 0
 
 
-@dataclass
-class Candidate:
+class Candidate(NamedTuple):
     """A valid event, not yet checked for duplicates."""
 
-    index: int
+    position: int
     event_id: uuid.UUID
     ts: datetime
     line: bytes
@@ -153,9 +155,41 @@ class Processed:
 @dataclass
 class IngestContext:
     catalog: Catalog
-    pseudonymize: Any  # Callable[[bytes], int]
+    pseudonymize: Callable[[int], int]
     max_event_bytes: int
     future_tolerance: timedelta
+    # Decoded, checked contexts by their raw JSON: SDKs send the same context
+    # on every event, so it is decoded and checked once per distinct value.
+    contexts: dict[bytes, Context] = field(default_factory=dict)
+    decoders: dict[tuple[str, int], _PropsDecoder] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.decoders = {s.key: _PropsDecoder(s) for s in self.catalog}
+
+
+_CONTEXT_CACHE_MAX = 10_000
+_context_decoder = msgspec.json.Decoder(Context)
+
+
+class _PropsDecoder:
+    """Decoders for one event schema, built once."""
+
+    def __init__(self, schema: EventSchema) -> None:
+        self.schema = schema
+        self.strict = msgspec.json.Decoder(schema.props_type)
+        self.lenient = msgspec.json.Decoder(schema.lenient_type)
+        self.declared = frozenset(schema.fields)
+
+    def decode(self, raw: msgspec.Raw, counters: Counter[str]) -> Any:
+        try:
+            return self.strict.decode(raw)
+        except msgspec.ValidationError as exc:
+            if "unknown field" not in str(exc):
+                raise
+        # Undeclared properties: decode again ignoring them, and count what was dropped.
+        props = self.lenient.decode(raw)
+        counters["props_dropped_undeclared"] += len(set(_dict_decoder.decode(raw)) - self.declared)
+        return props
 
 
 def _event_id_of(raw: bytes) -> str | None:
@@ -167,26 +201,27 @@ def _event_id_of(raw: bytes) -> str | None:
         return None
 
 
-def _decode_props(
-    schema: EventSchema, raw: msgspec.Raw, prefix: str, counters: Counter[str]
-) -> Any:
-    try:
-        return msgspec.json.decode(raw, type=schema.props_type)
-    except msgspec.ValidationError as exc:
-        if "unknown field" not in str(exc):
-            raise _PropsError(_reason(str(exc), prefix)) from None
-    # Undeclared properties: decode again ignoring them, and count what was dropped.
-    try:
-        props = msgspec.json.decode(raw, type=schema.lenient_type)
-    except msgspec.ValidationError as exc:
-        raise _PropsError(_reason(str(exc), prefix)) from None
-    sent = _dict_decoder.decode(raw)
-    counters["props_dropped_undeclared"] += len(set(sent) - set(schema.fields))
-    return props
+class _Reject(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
-class _PropsError(Exception):
-    pass
+def _context(raw: msgspec.Raw, cache: dict[bytes, Context]) -> Context:
+    key = bytes(raw)
+    c = cache.get(key)
+    if c is not None:
+        return c
+    try:
+        c = _context_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _Reject(_reason(str(exc), ".context")) from None
+    for name in _CONTEXT_KEYWORDS:
+        if not keyword_ok(getattr(c, name)):
+            raise _Reject(f"Expected `str` matching regex {KEYWORD_PATTERN!r} at .context.{name}")
+    if len(cache) >= _CONTEXT_CACHE_MAX:
+        cache.clear()
+    cache[key] = c
+    return c
 
 
 def process_events(
@@ -194,60 +229,62 @@ def process_events(
 ) -> Processed:
     out = Processed()
     counters = out.counters
+    candidates = out.candidates
     sent_at = batch.sent_at
     skew = (received_at - sent_at) if sent_at is not None else timedelta(0)
     ts_source = "sent_at_skew" if sent_at is not None else "client"
     latest = received_at + ctx.future_tolerance
-    catalog = ctx.catalog
+    decoders = ctx.decoders
+    contexts = ctx.contexts
     pseudo = ctx.pseudonymize
+    max_bytes = ctx.max_event_bytes
+    encode = _encoder.encode
     for i, raw in enumerate(batch.events):
-        prefix = f"$.events[{i}]"
-        if len(raw) > ctx.max_event_bytes:
-            out.rejected.append(
-                Rejection(
-                    i,
-                    _event_id_of(raw),
-                    f"event is {len(raw)} bytes, over the {ctx.max_event_bytes}-byte limit"
-                    f" at {prefix}",
-                )
-            )
+        if len(raw) > max_bytes:
+            out.rejected.append(Rejection(
+                i, _event_id_of(raw),
+                f"event is {len(raw)} bytes, over the {max_bytes}-byte limit at $.events[{i}]",
+            ))
             continue
         try:
             ev = _event_decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            out.rejected.append(Rejection(i, _event_id_of(raw), _reason(str(exc), prefix)))
+            reason = _reason(str(exc), f"$.events[{i}]")
+            out.rejected.append(Rejection(i, _event_id_of(raw), reason))
             continue
         except msgspec.DecodeError as exc:
-            out.rejected.append(Rejection(i, None, f"{exc} at {prefix}"))
+            out.rejected.append(Rejection(i, None, f"{exc} at $.events[{i}]"))
             continue
-        schema = catalog.get(ev.event, ev.version)
-        eid = str(ev.event_id)
-        if schema is None:
-            known = catalog.versions(ev.event)
-            why = (
-                f"unknown version {ev.version} of event {ev.event!r} (known: {known})"
-                if known
-                else f"unknown event type {ev.event!r}"
-            )
-            out.rejected.append(Rejection(i, eid, f"{why} at {prefix}.event", ev.event, ev.version))
-            continue
-        consent = ev.context.consent
-        if consent == "off":
-            out.rejected.append(
-                Rejection(i, eid, f"consent is off at {prefix}.context.consent", ev.event)
-            )
-            continue
-        if schema.consent == "detailed" and consent != "detailed":
-            out.rejected.append(
-                Rejection(
-                    i, eid, f"event needs detailed consent at {prefix}.context.consent", ev.event
-                )
-            )
-            continue
+        dec = decoders.get((ev.event, ev.version))
         try:
-            props = _decode_props(schema, ev.props, f"{prefix}.props", counters)
-        except _PropsError as exc:
-            out.rejected.append(Rejection(i, eid, str(exc), ev.event, ev.version))
+            if dec is None:
+                known = ctx.catalog.versions(ev.event)
+                raise _Reject(
+                    f"unknown version {ev.version} of event {ev.event!r} (known: {known})"
+                    " at .event" if known else f"unknown event type {ev.event!r} at .event"
+                )
+            schema = dec.schema
+            c = _context(ev.context, contexts)
+            consent = c.consent
+            if consent == "off":
+                raise _Reject("consent is off at .context.consent")
+            if schema.consent == "detailed" and consent != "detailed":
+                raise _Reject("event needs detailed consent at .context.consent")
+            try:
+                props = dec.decode(ev.props, counters)
+            except msgspec.ValidationError as exc:
+                raise _Reject(_reason(str(exc), ".props")) from None
+            bad = schema.bad_keyword(props)
+            if bad is not None:
+                raise _Reject(f"Expected `str` matching regex {KEYWORD_PATTERN!r} at .props.{bad}")
+            ts = ev.ts + skew
+            if ts < _TS_FLOOR:
+                raise _Reject("ts is before 2000-01-01 at .ts")
+        except _Reject as rej:
+            reason, _, path = rej.reason.rpartition(" at ")
+            out.rejected.append(Rejection(
+                i, str(ev.event_id), f"{reason} at $.events[{i}]{path}", ev.event, ev.version
+            ))
             continue
         if consent == "basic":
             for name in schema.detailed_fields:
@@ -262,26 +299,19 @@ def process_events(
                     setattr(props, name, clean)
                     for kind, n in found.items():
                         counters[f"redacted_{kind}"] += n
-        client_ts = ev.ts
-        ts = client_ts + skew
         source = ts_source
         if ts > latest:
             ts, source = received_at, "received_at"
-        if ts < _TS_FLOOR:
-            out.rejected.append(
-                Rejection(i, eid, f"ts is before 2000-01-01 at {prefix}.ts", ev.event, ev.version)
-            )
-            continue
-        c = ev.context
+        session = ev.session_id
         row = Row(
             ev.event_id,
             project,
             ev.event,
             ev.version,
-            pseudo(ev.install_id.bytes),
-            pseudo(ev.session_id.bytes) if ev.session_id is not None else 0,
+            pseudo(ev.install_id.int),
+            pseudo(session.int) if session is not None else 0,
             ts,
-            client_ts,
+            ev.ts,
             sent_at,
             received_at,
             source,
@@ -293,9 +323,9 @@ def process_events(
             c.sdk,
             c.sdk_version,
             consent,
-            msgspec.Raw(_encoder.encode(props)),
+            msgspec.Raw(encode(props)),
         )
-        out.candidates.append(Candidate(i, ev.event_id, ts, _encoder.encode(row)))
+        candidates.append(Candidate(i, ev.event_id, ts, encode(row)))
     return out
 
 

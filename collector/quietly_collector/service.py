@@ -162,7 +162,7 @@ class Collector:
                     duplicates += 1
                 else:
                     fresh.append(c)
-            fresh.sort(key=lambda c: c.index)
+            fresh.sort(key=lambda c: c.position)
         records = []
         if fresh:
             payload = b"".join([c.line + b"\n" for c in fresh])

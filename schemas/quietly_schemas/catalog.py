@@ -22,6 +22,23 @@ FIELD_TYPES = ("keyword", "text", "int", "float", "bool")
 # Keywords are identifiers (feature names, versions, enums). The character set
 # rules out e-mail addresses, paths and prose, so they need no scrubbing.
 KEYWORD_PATTERN = r"^[A-Za-z0-9_.:+\-]*$"
+_KEYWORD_RE = re.compile(KEYWORD_PATTERN)
+# Keywords repeat (feature names, app versions): remember the good ones so the
+# regex runs once per distinct value, not once per event.
+_KEYWORD_OK: set[str] = set()
+_KEYWORD_CACHE_MAX = 100_000
+
+
+def keyword_ok(value: str) -> bool:
+    """True if ``value`` uses only the keyword character set."""
+    if value in _KEYWORD_OK:
+        return True
+    if _KEYWORD_RE.match(value) is None:
+        return False
+    if len(_KEYWORD_OK) >= _KEYWORD_CACHE_MAX:
+        _KEYWORD_OK.clear()
+    _KEYWORD_OK.add(value)
+    return True
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 FILE_PATTERN = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[0-9]+)\.toml$")
 
@@ -58,6 +75,7 @@ class EventSchema:
     props_type: type[msgspec.Struct] = field(init=False, repr=False, compare=False)
     lenient_type: type[msgspec.Struct] = field(init=False, repr=False, compare=False)
     text_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    keyword_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
     detailed_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +87,13 @@ class EventSchema:
         )
         object.__setattr__(
             self,
+            "keyword_fields",
+            tuple(
+                f.name for f in self.fields.values() if f.type == "keyword" and f.values is None
+            ),
+        )
+        object.__setattr__(
+            self,
             "detailed_fields",
             tuple(f.name for f in self.fields.values() if f.consent == "detailed"),
         )
@@ -76,6 +101,14 @@ class EventSchema:
     @property
     def key(self) -> tuple[str, int]:
         return (self.name, self.version)
+
+    def bad_keyword(self, props: Any) -> str | None:
+        """The first keyword field of decoded ``props`` outside the keyword character set."""
+        for name in self.keyword_fields:
+            value = getattr(props, name)
+            if value is not None and not keyword_ok(value):
+                return name
+        return None
 
     def allowed_fields(self, consent: str) -> frozenset[str]:
         """Fields that may be sent at a consent level."""
@@ -95,8 +128,8 @@ def _field_type(spec: FieldSpec) -> Any:
         return Annotated[float, msgspec.Meta(ge=spec.min, le=spec.max)]
     if spec.values is not None:
         return Literal[spec.values]
-    if spec.type == "keyword":
-        return Annotated[str, msgspec.Meta(max_length=spec.max_length, pattern=KEYWORD_PATTERN)]
+    # Keywords' character set is checked after decoding (EventSchema.bad_keyword):
+    # a msgspec pattern would run the regex on every value, about 1 µs each.
     return Annotated[str, msgspec.Meta(max_length=spec.max_length)]
 
 
