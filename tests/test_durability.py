@@ -115,3 +115,20 @@ async def _stop_without_draining(running: Running) -> None:
     running.collector.writer = None
     await stop(running)
 
+
+
+async def test_a_clickhouse_server_down_at_start_does_not_stop_intake(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    # Nothing listens on port 1: every connection is refused.
+    settings = make_settings(tmp_path, chdb_path, clickhouse_url="http://u:p@127.0.0.1:1/db")
+    running = await start(settings)
+    try:
+        status, result = await running.post("/v1/batch", body([event(), event()]), headers())
+        assert (status, result["accepted"]) == (200, 2)
+        assert running.collector.spool.pending_rows == 2
+        async with running.session.get(running.url + "/readyz") as resp:
+            ready = await resp.json()
+            assert resp.status == 503 and ready["storage"] is False and ready["spool_rows"] == 2
+    finally:
+        await stop(running)

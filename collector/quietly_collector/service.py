@@ -20,7 +20,7 @@ from quietly_collector.ingest import (
 )
 from quietly_collector.settings import Settings
 from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Spool
-from quietly_collector.store import StorageError, Store, migrate
+from quietly_collector.store import StorageError, Store
 from quietly_collector.writer import Writer, line_event_id
 from quietly_schemas import Catalog, load_catalog
 
@@ -68,8 +68,14 @@ class Collector:
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.to_thread(self.store.connect)
-        await asyncio.to_thread(migrate, self.store, self.settings)
+        try:
+            await asyncio.to_thread(self.store.ensure_ready)
+        except StorageError as exc:
+            if self.settings.embedded:
+                raise  # the embedded store cannot be "down": this is a real error
+            # A server that is down must not stop intake: batches wait in the spool
+            # and the writer keeps trying to connect.
+            log.warning("ClickHouse unreachable at start, spooling until it is: %s", exc)
         recovery = self.spool.open()
         await self._preload_ids()
         self.writer = Writer(
@@ -93,7 +99,10 @@ class Collector:
         now = datetime.now(UTC)
         since = now - PRELOAD_WINDOW
         cap = self.settings.dedup_memory_ids
-        rows = await asyncio.to_thread(self.store.recent_ids, since, cap)
+        try:
+            rows = await asyncio.to_thread(self.store.recent_ids, since, cap)
+        except StorageError:
+            rows = []  # unreachable: older resends are caught by lookups once it is back
         horizon = since if len(rows) < cap else rows[-1][1].replace(tzinfo=UTC)
         self.recent.horizon = horizon
         for event_id, received in reversed(rows):

@@ -116,6 +116,16 @@ class Store:
         self._reader: Any = None
         self._reader_lock = threading.Lock()
 
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    def ensure_ready(self) -> None:
+        """Connect and migrate if not done yet (ClickHouse was down at start)."""
+        if self._writer is None:
+            self.connect()
+            migrate(self, self.settings)
+
     def connect(self) -> None:
         admin = make_client(self.settings, None)
         try:
@@ -133,6 +143,7 @@ class Store:
 
     # -- writing --------------------------------------------------------------
     def insert(self, table: str, columns: Sequence[str], data: bytes, token: str) -> None:
+        self.ensure_ready()
         try:
             self._writer.raw_insert(
                 table,
@@ -149,6 +160,8 @@ class Store:
         self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
     ) -> tuple[list[str], list[Sequence[Any]]]:
         settings = {"readonly": 2} if readonly else None
+        if self._reader is None:
+            raise StorageError("ClickHouse is not reachable yet")
         try:
             with self._reader_lock:
                 result = self._reader.query(sql, parameters=parameters, settings=settings)
@@ -157,6 +170,8 @@ class Store:
         return list(result.column_names), list(result.result_rows)
 
     def command(self, sql: str) -> Any:
+        if self._reader is None:
+            raise StorageError("ClickHouse is not reachable yet")
         try:
             with self._reader_lock:
                 return self._reader.command(sql)

@@ -173,8 +173,11 @@ class Writer:
             await asyncio.wait_for(self._wait_empty(), timeout)
         except TimeoutError:
             return False
-        return True
+        return self.spool.write_pos <= self._cursor
 
     async def _wait_empty(self) -> None:
-        while self.spool.write_pos > self._cursor:
+        failures = self.stats.insert_failures
+        # Stop at the first failed attempt: what is left is safe in the spool, and
+        # waiting on a storage outage would only delay the exit.
+        while self.spool.write_pos > self._cursor and self.stats.insert_failures == failures:
             await asyncio.sleep(0.02)
