@@ -117,7 +117,7 @@ def test_sigterm_stores_everything_acknowledged_before_exiting(tmp_path: Path) -
     # A long flush interval: without the drain at shutdown nothing would be stored yet.
     proc, url, _ = _serve(tmp_path, "--flush-interval-ms", "600000")
     key = (tmp_path / "quietly-data" / "dev-write-key").read_text().strip()
-    ids = set()
+    ids: set[str] = set()
     for _ in range(20):
         events = [event() for _ in range(50)]
         ids.update(e["event_id"] for e in events)
