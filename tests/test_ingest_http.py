@@ -219,3 +219,14 @@ async def test_identifier_fields_cannot_carry_personal_data(server: Running) -> 
     reasons = [r["reason"] for r in result["rejected"]]
     assert reasons[0].endswith("at $.events[0].context.app")
     assert reasons[1].endswith("at $.events[1].props.feature")
+
+
+async def test_identifiers_that_look_like_personal_data_are_refused(server: Running) -> None:
+    ip = event(props={"feature": "192.168.10.77"})
+    phone = event(props={"feature": "555-123-4567"})
+    version = event()
+    version["context"]["app_version"] = "10.0.0.1"  # a version, not an IP, in a version field
+    _, result = await server.post("/v1/batch", body([ip, phone, version]), headers())
+    assert result["accepted"] == 1
+    assert [r["index"] for r in result["rejected"]] == [0, 1]
+    assert all("personal data" in r["reason"] for r in result["rejected"])

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 
 from quietly_schemas import Catalog, EventSchema, scrub_counted
-from quietly_schemas.catalog import KEYWORD_PATTERN, keyword_ok
+from quietly_schemas.catalog import keyword_ok, version_ok
 
 _TS_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
-_CONTEXT_KEYWORDS = ("app", "app_version", "os", "os_version", "locale", "sdk", "sdk_version")
+_CONTEXT_KEYWORDS = ("app", "os", "locale", "sdk")
+_CONTEXT_VERSIONS = ("app_version", "os_version", "sdk_version")
 
 
 def _kw(n: int) -> Any:
@@ -168,6 +169,10 @@ class IngestContext:
 
 
 _CONTEXT_CACHE_MAX = 10_000
+_NOT_KEYWORD = (
+    "Expected an identifier: only [A-Za-z0-9_.:+-], and nothing that looks like personal"
+    " data (e-mail, IP address, phone number)"
+)
 _context_decoder = msgspec.json.Decoder(Context)
 
 
@@ -217,7 +222,10 @@ def _context(raw: msgspec.Raw, cache: dict[bytes, Context]) -> Context:
         raise _Reject(_reason(str(exc), ".context")) from None
     for name in _CONTEXT_KEYWORDS:
         if not keyword_ok(getattr(c, name)):
-            raise _Reject(f"Expected `str` matching regex {KEYWORD_PATTERN!r} at .context.{name}")
+            raise _Reject(f"{_NOT_KEYWORD} at .context.{name}")
+    for name in _CONTEXT_VERSIONS:
+        if not version_ok(getattr(c, name)):
+            raise _Reject(f"{_NOT_KEYWORD} at .context.{name}")
     if len(cache) >= _CONTEXT_CACHE_MAX:
         cache.clear()
     cache[key] = c
@@ -276,7 +284,7 @@ def process_events(
                 raise _Reject(_reason(str(exc), ".props")) from None
             bad = schema.bad_keyword(props)
             if bad is not None:
-                raise _Reject(f"Expected `str` matching regex {KEYWORD_PATTERN!r} at .props.{bad}")
+                raise _Reject(f"{_NOT_KEYWORD} at .props.{bad}")
             ts = ev.ts + skew
             if ts < _TS_FLOOR:
                 raise _Reject("ts is before 2000-01-01 at .ts")

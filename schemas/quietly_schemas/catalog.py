@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from quietly_schemas.scrub import scrub
+
 CONSENT_LEVELS: tuple[str, ...] = ("basic", "detailed")
 FIELD_TYPES = ("keyword", "text", "int", "float", "bool")
 # Keywords are identifiers (feature names, versions, enums). The character set
@@ -29,15 +31,31 @@ _KEYWORD_OK: set[str] = set()
 _KEYWORD_CACHE_MAX = 100_000
 
 
+_VERSION_OK: set[str] = set()
+
+
 def keyword_ok(value: str) -> bool:
-    """True if ``value`` uses only the keyword character set."""
+    """True if ``value`` uses only the keyword character set and holds nothing the
+    scrubber would remove (an IP address or a phone number fits the character set)."""
     if value in _KEYWORD_OK:
         return True
-    if _KEYWORD_RE.match(value) is None:
+    if _KEYWORD_RE.match(value) is None or scrub(value) != value:
         return False
     if len(_KEYWORD_OK) >= _KEYWORD_CACHE_MAX:
         _KEYWORD_OK.clear()
     _KEYWORD_OK.add(value)
+    return True
+
+
+def version_ok(value: str) -> bool:
+    """Like ``keyword_ok`` for version strings: ``10.0.0.1`` is a version here, not an IP."""
+    if value in _VERSION_OK:
+        return True
+    if _KEYWORD_RE.match(value) is None:
+        return False
+    if len(_VERSION_OK) >= _KEYWORD_CACHE_MAX:
+        _VERSION_OK.clear()
+    _VERSION_OK.add(value)
     return True
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 FILE_PATTERN = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[0-9]+)\.toml$")

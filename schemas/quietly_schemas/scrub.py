@@ -1,7 +1,8 @@
 """Remove personal data from free text, replacing each finding by a typed placeholder.
 
-The same function runs in the SDK (before anything leaves the machine) and in
-the collector (before anything is stored), so both apply identical rules.
+The collector runs it on every free-text field before anything is stored; the
+SDK ships the same module (``quietly.scrub``), so client-side scrubbing applies
+identical rules.
 
 Design: detectors run in a fixed order, most specific first (a private key
 before the e-mail inside it, a URL's credentials before its host). Checksummed
@@ -39,15 +40,24 @@ SCRUB_TYPES: tuple[str, ...] = (
 _B = r"(?<![\w.+\-])"
 _E = r"(?![\w+\-]|\.\w)"
 
+# PEM private keys and armoured PGP private key blocks; a block cut off before its
+# END line is removed up to the end of the text.
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    r".*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.DOTALL,
 )
+# user, user:password, or :password (redis://:pw@host) before the host. The scheme
+# is bounded so that long dotted runs are not rescanned from every position.
 _URL_CREDENTIALS = re.compile(
-    r"(?i)\b([a-z][a-z0-9+.\-]*://)(?!\[credentials\]@)[^\s/@:]+(?::[^\s/@]*)?@"
+    r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://)(?!\[credentials\]@)"
+    r"(?:[^\s/@:]+(?::[^\s/@]*)?|:[^\s/@]+)@"
 )
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")
-_BEARER = re.compile(r"(?i)\b(bearer|token|basic)(\s+)[A-Za-z0-9._~+/=\-]{8,}")
+# Starts only where a base64url run starts, so a long run is scanned once.
+_JWT = re.compile(
+    r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|token|basic)(\s+)([A-Za-z0-9._~+/=\-]{8,})")
 _API_KEY = re.compile(
     r"\b(?:"
     r"(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"
@@ -61,30 +71,61 @@ _API_KEY = re.compile(
     r"|npm_[A-Za-z0-9]{36}"
     r")\b"
 )
+# ``name = value`` where the name ends in a secret-ish word (DB_PASSWORD, PGPASSWORD,
+# aws_secret_access_key, X-Api-Key, refresh_token, client_secret): the word is not
+# anchored at the start of the name, only its end is. A quoted value is taken up to
+# its closing quote, so passphrases with spaces go whole. A value that already is a
+# placeholder (an API key found above) is left alone.
+_PH = r"(?!\[[a-z_]+\])"
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?i)\b((?:api[_\-]?key|access[_\-]?token|auth[_\-]?token|token|secret|password|passwd|pwd)"
-    r"[\"']?\s*[=:]\s*[\"']?)(?!\[)[^\s\"',;&]+"
+    r"(?i)("
+    r"(?:api[_\-]?key|access[_\-]?key|private[_\-]?key|secret(?:[_\-]?(?:access[_\-]?)?key)?"
+    r"|token|passwd|password|pwd)"
+    r"[\"']?\s*[=:]\s*)"
+    r"(?:(\")" + _PH + r"[^\"\r\n]+|(')" + _PH + r"[^'\r\n]+|" + _PH + r"[^\s\"',;&]+)"
 )
+# The local part may hold "=", but "email=jane@example.com" keeps its "email=".
+# The first lookahead (an "@" within 64 characters, the RFC 5321 limit for the
+# local part) keeps the scan linear: without it every position of a long run of
+# local-part characters would be rescanned to the run's end.
 _EMAIL = re.compile(
-    r"(?i)\b[a-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
+    r"(?i)\b(?=\w)(?=[^\s@]{1,64}@)(?![a-z][a-z0-9_\-]*=)"
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+[a-z]{2,}\b"
 )
-_HOME_POSIX = re.compile(r"(/(?:home|Users)/)(?!\[user\])[^/\s\"':]+")
+# Home directories. Shared profile folders (/Users/Shared, C:\Users\Public) are not
+# users. Windows profile names may hold spaces (C:\Users\John Smith\): up to three
+# words are taken when a path separator follows them.
+_HOME_POSIX = re.compile(r"(/(?:home|Users)/)(?!\[user\])(?!Shared(?:/|$))[^/\s\"':]+")
 _HOME_WINDOWS = re.compile(
-    r"(?i)(\b[a-z]:[\\/]+(?:Users|Documents and Settings)[\\/]+)(?!\[user\])[^\\/\s\"':]+"
+    r"(?i)(\b[a-z]:[\\/]+(?:Users|Documents and Settings)[\\/]+)(?!\[user\])"
+    r"(?!(?:Public|Default|Default User|All Users)(?:[\\/]|$))"
+    r"(?:[^\\/\s\"':]+(?: [^\\/\s\"':]+){0,2}(?=[\\/])|[^\\/\s\"':]+)"
 )
+# "https://docs.example.com/home/x" is a web page, not a home directory: a path
+# inside a URL with a host is kept (file: URLs are local, so they are scrubbed).
+_TOKEN_SEP = re.compile(r"[\s\"'<>()\[\]{},;]")
+_WEB_URL = re.compile(r"(?i)\b(?!file:)[a-z][a-z0-9+.\-]*://[^/]")
 _IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 _CARD = re.compile(_B + r"(?:\d[ \-]?){12,18}\d" + _E)
 _SSN = re.compile(_B + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _E)
-_MAC = re.compile(r"(?i)\b[0-9a-f]{2}(?:([:\-])[0-9a-f]{2})(?:\1[0-9a-f]{2}){4}\b")
+# Exactly six groups: longer colon-hex runs are certificate fingerprints.
+_MAC = re.compile(
+    r"(?i)(?<![0-9a-f][:\-])\b[0-9a-f]{2}(?:([:\-])[0-9a-f]{2})(?:\1[0-9a-f]{2}){4}\b"
+    r"(?!\1[0-9a-f])"
+)
 _IPV4 = re.compile(_B + r"(?<!v)(?:\d{1,3}\.){3}\d{1,3}" + r"(?![\w\-]|\.\d)")
-_IPV6 = re.compile(r"(?i)(?<![\w:.])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?:%\w+)?(?![\w:])")
+# Includes IPv4-mapped/embedded forms (::ffff:192.0.2.1); must not stop inside one.
+_IPV6 = re.compile(
+    r"(?i)(?<![\w:.])(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{0,4})"
+    r"(?:%\w+)?(?![\w:]|\.\w)"
+)
 _PHONE = re.compile(
     _B
     + r"(?:"
     + r"\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}"
     + r"|\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}"
-    + r"|\d{3}[.\-]\d{3}[.\-]\d{4}"
+    + r"|(?:1[ .\-])?\d{3}[.\-]\d{3}[.\-]\d{4}"
     + r"|0\d{2,4}[ \-]\d{3,4}[ \-]?\d{3,4}"
     + r")"
     + _E
@@ -113,13 +154,47 @@ def _card(m: re.Match[str]) -> str | None:
     return None
 
 
-def _iban(m: re.Match[str]) -> str | None:
-    s = m.group(0).replace(" ", "")
+# IBAN length per country (SWIFT IBAN registry).
+_IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
+    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
+    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
+    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
+    "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
+    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+
+
+def _iban_ok(s: str) -> bool:
     if not 15 <= len(s) <= 34:
-        return None
+        return False
     rearranged = s[4:] + s[:4]
     num = "".join(str(int(c, 36)) for c in rearranged)
-    return "[iban]" if int(num) % 97 == 1 else None
+    return int(num) % 97 == 1
+
+
+def _iban(m: re.Match[str]) -> str | None:
+    raw = m.group(0)
+    length = _IBAN_LENGTHS.get(raw[:2])
+    if length is None:
+        # A country missing from the table: the checksum alone decides.
+        return "[iban]" if _iban_ok(raw.replace(" ", "")) else None
+    # The pattern may have taken a following upper-case word for a last group
+    # ("BE68 5390 0754 7034 BIC ..."): the IBAN is the country's length in
+    # characters, and must end where a group ends.
+    end = seen = 0
+    while seen < length and end < len(raw):
+        if raw[end] != " ":
+            seen += 1
+        end += 1
+    if seen < length or (end < len(raw) and raw[end] != " "):
+        return None
+    return "[iban]" + raw[end:] if _iban_ok(raw[:end].replace(" ", "")) else None
 
 
 def _ipv4(m: re.Match[str]) -> str | None:
@@ -130,9 +205,33 @@ def _ipv4(m: re.Match[str]) -> str | None:
     return "[ip]"
 
 
+def _token(m: re.Match[str]) -> str | None:
+    # "token validation failed", "basic authentication": a word, not a credential.
+    # Tokens have a digit or an upper-case letter after the first character.
+    value = m.group(3)
+    if any(c.isdigit() for c in value) or any(c.isupper() for c in value[1:]):
+        return f"{m.group(1)}{m.group(2)}[token]"
+    return None
+
+
+def _secret(m: re.Match[str]) -> str:
+    return f"{m.group(1)}{m.group(2) or m.group(3) or ''}[secret]"
+
+
+def _home_posix(m: re.Match[str]) -> str | None:
+    before = m.string[max(0, m.start() - 512) : m.start()]
+    if "://" in before and _WEB_URL.search(_TOKEN_SEP.split(before)[-1]):
+        return None
+    return f"{m.group(1)}[user]"
+
+
 def _ipv6(m: re.Match[str]) -> str | None:
     text = m.group(0).split("%", 1)[0]
-    if text.count(":") < 2 or ("::" not in text and text.count(":") != 7):
+    full = 6 if "." in text else 7
+    if text.count(":") < 2 or ("::" not in text and text.count(":") != full):
+        return None
+    # "::" alone and "::n" other than ::1 are Python slices (items[::-1], v[::2]).
+    if text.startswith("::") and text.count(":") == 2 and text != "::1":
         return None
     try:
         ipaddress.IPv6Address(text)
@@ -149,10 +248,10 @@ _RULES: tuple[tuple[str, re.Pattern[str], Replacement], ...] = (
     ("credentials", _URL_CREDENTIALS, r"\1[credentials]@"),
     ("jwt", _JWT, "[jwt]"),
     ("api_key", _API_KEY, "[api_key]"),
-    ("token", _BEARER, r"\1\2[token]"),
-    ("secret", _SECRET_ASSIGNMENT, r"\1[secret]"),
+    ("token", _BEARER, _token),
+    ("secret", _SECRET_ASSIGNMENT, _secret),
     ("email", _EMAIL, "[email]"),
-    ("user", _HOME_POSIX, r"\1[user]"),
+    ("user", _HOME_POSIX, _home_posix),
     ("user", _HOME_WINDOWS, r"\1[user]"),
     ("iban", _IBAN, _iban),
     ("credit_card", _CARD, _card),
@@ -177,7 +276,11 @@ def scrub_counted(text: str) -> tuple[str, Counter[str]]:
         if callable(repl):
             fn = repl
 
-            def sub(m: re.Match[str], fn: Callable[[re.Match[str]], str | None] = fn) -> str:
+            def sub(
+                m: re.Match[str],
+                fn: Callable[[re.Match[str]], str | None] = fn,
+                kind: str = kind,
+            ) -> str:
                 out = fn(m)
                 if out is None:
                     return m.group(0)
