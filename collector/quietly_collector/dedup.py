@@ -4,13 +4,17 @@ Materialized views count every inserted row, so a resent event must be caught
 before it is stored. Recent ids are held in memory (bounded); an event older
 than what memory covers is looked up in the ``events`` table, where a
 bloom-filter index on ``event_id`` keeps the lookup cheap.
+
+Ids are kept as plain ints and times as floats: containers of those are not
+tracked by Python's cyclic GC, so a million remembered ids add nothing to GC
+pauses (UUID objects in tuples would, and pauses show up as request latency).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 class RecentIds:
@@ -18,18 +22,27 @@ class RecentIds:
 
     def __init__(self, capacity: int, horizon: datetime, slack: timedelta) -> None:
         self._capacity = capacity
-        self._ids: dict[uuid.UUID, datetime] = {}
-        self._order: deque[tuple[uuid.UUID, datetime]] = deque()
-        # Every id accepted at or after this instant is in memory.
-        self.horizon = horizon
+        self._ids: dict[int, float] = {}
+        self._order: deque[int] = deque()
+        self._when: deque[float] = deque()
+        # Every id accepted at or after this instant (epoch seconds) is in memory.
+        self._horizon = horizon.timestamp()
         # Clock drift between a first send and a resend of the same event.
-        self._slack = slack
+        self._slack = slack.total_seconds()
+
+    @property
+    def horizon(self) -> datetime:
+        return datetime.fromtimestamp(self._horizon, UTC)
+
+    @horizon.setter
+    def horizon(self, value: datetime) -> None:
+        self._horizon = value.timestamp()
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def __contains__(self, event_id: uuid.UUID) -> bool:
-        return event_id in self._ids
+        return event_id.int in self._ids
 
     def covers(self, ts: datetime) -> bool:
         """True if an event stamped ``ts`` would have been accepted within the horizon.
@@ -38,21 +51,29 @@ class RecentIds:
         (future stamps are clamped), so an event stamped well after the
         horizon can only have been accepted after it, and memory is enough.
         """
-        return ts > self.horizon + self._slack
+        return ts.timestamp() > self._horizon + self._slack
 
     def add(self, event_id: uuid.UUID, accepted_at: datetime) -> None:
-        if event_id in self._ids:
+        key = event_id.int
+        if key in self._ids:
             return
-        self._ids[event_id] = accepted_at
-        self._order.append((event_id, accepted_at))
+        when = accepted_at.timestamp()
+        self._ids[key] = when
+        self._order.append(key)
+        self._when.append(when)
         while len(self._order) > self._capacity:
-            old, when = self._order.popleft()
+            old = self._order.popleft()
+            old_when = self._when.popleft()
             # Only the entry that added the id may remove it (an id can be re-added).
-            if self._ids.get(old) == when:
+            if self._ids.get(old) == old_when:
                 del self._ids[old]
-            if when > self.horizon:
-                self.horizon = when
+            if old_when > self._horizon:
+                self._horizon = old_when
+
+    def add_many(self, event_ids: list[uuid.UUID], accepted_at: datetime) -> None:
+        for event_id in event_ids:
+            self.add(event_id, accepted_at)
 
     def discard(self, event_id: uuid.UUID) -> None:
         """Forget an id whose batch was not acknowledged (it may be sent again)."""
-        self._ids.pop(event_id, None)
+        self._ids.pop(event_id.int, None)
