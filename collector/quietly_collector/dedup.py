@@ -44,6 +44,16 @@ class RecentIds:
     def __contains__(self, event_id: uuid.UUID) -> bool:
         return event_id.int in self._ids
 
+    @property
+    def ids(self) -> dict[int, float]:
+        """``event_id.int`` -> acceptance time; read-only for callers."""
+        return self._ids
+
+    @property
+    def cutoff(self) -> float:
+        """Events stamped after this (epoch seconds) are covered by memory."""
+        return self._horizon + self._slack
+
     def covers(self, ts: datetime) -> bool:
         """True if an event stamped ``ts`` would have been accepted within the horizon.
 
@@ -54,10 +64,11 @@ class RecentIds:
         return ts.timestamp() > self._horizon + self._slack
 
     def add(self, event_id: uuid.UUID, accepted_at: datetime) -> None:
-        key = event_id.int
+        self.add_key(event_id.int, accepted_at.timestamp())
+
+    def add_key(self, key: int, when: float) -> None:
         if key in self._ids:
             return
-        when = accepted_at.timestamp()
         self._ids[key] = when
         self._order.append(key)
         self._when.append(when)
@@ -69,10 +80,6 @@ class RecentIds:
                 del self._ids[old]
             if old_when > self._horizon:
                 self._horizon = old_when
-
-    def add_many(self, event_ids: list[uuid.UUID], accepted_at: datetime) -> None:
-        for event_id in event_ids:
-            self.add(event_id, accepted_at)
 
     def discard(self, event_id: uuid.UUID) -> None:
         """Forget an id whose batch was not acknowledged (it may be sent again)."""

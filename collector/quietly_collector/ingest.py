@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
+from quietly_collector.credentials import Pseudonymizer
 from quietly_schemas import Catalog, EventSchema, scrub_counted
 from quietly_schemas.catalog import keyword_ok, version_ok
 
@@ -142,7 +142,9 @@ class Candidate(NamedTuple):
 
     position: int
     event_id: uuid.UUID
-    ts: datetime
+    # event_id.int and ts as epoch seconds: what the duplicate filter compares.
+    key: int
+    ts: float
     line: bytes
 
 
@@ -156,7 +158,7 @@ class Processed:
 @dataclass
 class IngestContext:
     catalog: Catalog
-    pseudonymize: Callable[[int], int]
+    pseudonymize: Pseudonymizer
     max_event_bytes: int
     future_tolerance: timedelta
     # Decoded, checked contexts by their raw JSON: SDKs send the same context
@@ -245,6 +247,7 @@ def process_events(
     decoders = ctx.decoders
     contexts = ctx.contexts
     pseudo = ctx.pseudonymize
+    hashed = pseudo.cache  # inline cache hit: no call per id
     max_bytes = ctx.max_event_bytes
     encode = _encoder.encode
     for i, raw in enumerate(batch.events):
@@ -310,14 +313,21 @@ def process_events(
         source = ts_source
         if ts > latest:
             ts, source = received_at, "received_at"
+        install = ev.install_id.int
+        install_hash = hashed.get(install) or pseudo(install)
         session = ev.session_id
+        if session is None:
+            session_hash = 0
+        else:
+            sk = session.int
+            session_hash = hashed.get(sk) or pseudo(sk)
         row = Row(
             ev.event_id,
             project,
             ev.event,
             ev.version,
-            pseudo(ev.install_id.int),
-            pseudo(session.int) if session is not None else 0,
+            install_hash,
+            session_hash,
             ts,
             ev.ts,
             sent_at,
@@ -333,7 +343,8 @@ def process_events(
             consent,
             msgspec.Raw(encode(props)),
         )
-        candidates.append(Candidate(i, ev.event_id, ts, encode(row)))
+        eid = ev.event_id
+        candidates.append(Candidate(i, eid, eid.int, ts.timestamp(), encode(row)))
     return out
 
 

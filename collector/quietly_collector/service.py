@@ -13,6 +13,7 @@ from quietly_collector.credentials import Credentials, Pseudonymizer, load_crede
 from quietly_collector.dedup import RecentIds
 from quietly_collector.ingest import (
     BatchError,
+    Candidate,
     IngestContext,
     decode_batch,
     process_events,
@@ -141,22 +142,28 @@ class Collector:
             )
         processed = process_events(batch, project, received, self.ctx)
         recent = self.recent
+        known = recent.ids
+        cutoff = recent.cutoff
         duplicates = 0
-        fresh, lookup = [], []
-        in_batch: set[Any] = set()
+        fresh: list[Candidate] = []
+        lookup: list[Candidate] = []
+        in_batch: set[int] = set()
         for c in processed.candidates:
-            if c.event_id in in_batch or c.event_id in recent:
+            key = c.key
+            if key in in_batch or key in known:
                 duplicates += 1
-            elif recent.covers(c.ts):
+                continue
+            in_batch.add(key)
+            if c.ts > cutoff:
                 fresh.append(c)
             else:
                 lookup.append(c)
-            in_batch.add(c.event_id)
         # Reserve ids before awaiting, so a concurrent resend sees them.
+        when = received.timestamp()
         for c in fresh:
-            recent.add(c.event_id, received)
+            recent.add_key(c.key, when)
         for c in lookup:
-            recent.add(c.event_id, received)
+            recent.add_key(c.key, when)
         if lookup:
             try:
                 stored = await asyncio.to_thread(
