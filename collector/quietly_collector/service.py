@@ -181,7 +181,7 @@ class Collector:
             fresh.sort(key=lambda c: c.position)
         records = []
         if fresh:
-            payload = b"".join([c.line + b"\n" for c in fresh])
+            payload = b"\n".join([c.line for c in fresh]) + b"\n"
             records.append((KIND_EVENTS, len(fresh), payload))
         if processed.rejected:
             lines = rejected_lines(processed.rejected, project, received)
