@@ -15,6 +15,7 @@ from quietly_schemas.catalog import (
     builtin_catalog,
     load_catalog,
 )
+from quietly_schemas.check import ConsentBlocked, EventInvalid, check_props
 from quietly_schemas.evolution import check_evolution
 from quietly_schemas.scrub import SCRUB_TYPES, scrub, scrub_counted
 
@@ -23,10 +24,13 @@ __all__ = [
     "SCRUB_TYPES",
     "Catalog",
     "CatalogError",
+    "ConsentBlocked",
+    "EventInvalid",
     "EventSchema",
     "FieldSpec",
     "builtin_catalog",
     "check_evolution",
+    "check_props",
     "load_catalog",
     "scrub",
     "scrub_counted",

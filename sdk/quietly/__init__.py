@@ -1,14 +1,28 @@
 """Quietly SDK: consent-gated, anonymous product telemetry.
 
-The client (``Telemetry``) arrives with issue #3. Today this package gives
-product code the shared event catalog and scrubber, the same ones the
-collector enforces, without pulling in any collector dependency.
+    from quietly import Telemetry
+    t = Telemetry(endpoint="http://127.0.0.1:8080", write_key="...", app="my-ide")
+    t.set_consent("basic")      # only after the user opted in
+    t.track("feature_used", feature="debugging", duration_ms=1234, success=True)
+
+Nothing is stored or sent while consent is ``off`` (the default). See docs/sdk.md.
 """
 
 from __future__ import annotations
 
-from quietly_schemas import Catalog, builtin_catalog, load_catalog, scrub
-
 __version__ = "0.1.0"
 
-__all__ = ["Catalog", "__version__", "builtin_catalog", "load_catalog", "scrub"]
+from quietly._aio import AsyncTelemetry
+from quietly._client import Telemetry
+from quietly_schemas import Catalog, EventInvalid, builtin_catalog, load_catalog, scrub
+
+__all__ = [
+    "AsyncTelemetry",
+    "Catalog",
+    "EventInvalid",
+    "Telemetry",
+    "__version__",
+    "builtin_catalog",
+    "load_catalog",
+    "scrub",
+]
