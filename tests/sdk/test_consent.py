@@ -47,7 +47,9 @@ print(json.dumps({{"connects": len(connects)}}))
 """
 
 
-@pytest.mark.parametrize("opt_in, expect_connections", [("", False), ('t.set_consent("basic")', True)])
+@pytest.mark.parametrize(
+    "opt_in, expect_connections", [("", False), ('t.set_consent("basic")', True)]
+)
 def test_socket_connections_while_consent_off(
     collector: ThreadedCollector, tmp_path: Path, opt_in: str, expect_connections: bool
 ) -> None:
@@ -143,7 +145,8 @@ def test_deletion_request_survives_restart_until_delivered(
     collector.stop()  # offline while the user opts out
     script = textwrap.dedent(f"""
         from quietly import Telemetry
-        t = Telemetry(endpoint={collector.url!r}, write_key="k", app="my-ide", state_dir={str(state)!r})
+        t = Telemetry(endpoint={collector.url!r}, write_key="k", app="my-ide",
+                      state_dir={str(state)!r})
         t.set_consent("off")
         print(t.flush(0.5))
         t.shutdown(0.5)

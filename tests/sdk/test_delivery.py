@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -95,7 +96,8 @@ def test_exit_is_bounded_when_the_collector_hangs(tmp_path: Path) -> None:
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "s" / "spool.sqlite3")
-    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 102  # + session_start, session_end
+    # 100 events + session_start + session_end
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 102
 
 
 def test_spool_is_bounded_oldest_dropped_and_counted(tmp_path: Path) -> None:
@@ -121,8 +123,8 @@ def test_spool_is_bounded_oldest_dropped_and_counted(tmp_path: Path) -> None:
 class _Stub(BaseHTTPRequestHandler):
     """Answers from a script of statuses and records when each request came."""
 
-    script: list[tuple[int, dict[str, str], bytes]] = []
-    seen: list[float] = []
+    script: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
+    seen: ClassVar[list[float]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
