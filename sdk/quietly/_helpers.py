@@ -36,7 +36,9 @@ class Timed:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         ms = (time.perf_counter() - self._start) * 1000.0
-        self._client.track("performance", operation=self._operation, duration_ms=ms, **self._props)
+        # Measured values win over same-named extra props; never raise into the block's exit.
+        props = {**self._props, "operation": self._operation, "duration_ms": ms}
+        self._client.track("performance", **props)
 
     def __call__(self, fn: F) -> F:
         op, props, client = self._operation, self._props, self._client
