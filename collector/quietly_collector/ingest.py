@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 
 from quietly_collector.credentials import Pseudonymizer
+from quietly_collector.deletion import DELETION_EVENT, DeletionRow, encode_request
 from quietly_schemas import Catalog, EventSchema, scrub_counted
 from quietly_schemas.catalog import keyword_ok, version_ok
 
@@ -146,6 +147,9 @@ class Candidate(NamedTuple):
     key: int
     ts: float
     line: bytes
+    install_hash: int
+    # A deletion_request: ``line`` is a deletion.DeletionRow, not an events row.
+    deletion: bool = False
 
 
 @dataclass
@@ -153,6 +157,7 @@ class Processed:
     candidates: list[Candidate] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
+    deletions: int = 0
 
 
 @dataclass
@@ -277,7 +282,8 @@ def process_events(
             schema = dec.schema
             c = _context(ev.context, contexts)
             consent = c.consent
-            if consent == "off":
+            # A deletion_request is sent because consent went off: the one exception.
+            if consent == "off" and ev.event != DELETION_EVENT:
                 raise _Reject("consent is off at .context.consent")
             if schema.consent == "detailed" and consent != "detailed":
                 raise _Reject("event needs detailed consent at .context.consent")
@@ -315,6 +321,12 @@ def process_events(
             ts, source = received_at, "received_at"
         install = ev.install_id.int
         install_hash = hashed.get(install) or pseudo(install)
+        eid = ev.event_id
+        if ev.event == DELETION_EVENT:
+            line = encode_request(DeletionRow(eid, project, install_hash, ts, received_at))
+            candidates.append(Candidate(i, eid, eid.int, ts.timestamp(), line, install_hash, True))
+            out.deletions += 1
+            continue
         session = ev.session_id
         if session is None:
             session_hash = 0
@@ -343,8 +355,7 @@ def process_events(
             consent,
             msgspec.Raw(encode(props)),
         )
-        eid = ev.event_id
-        candidates.append(Candidate(i, eid, eid.int, ts.timestamp(), encode(row)))
+        candidates.append(Candidate(i, eid, eid.int, ts.timestamp(), encode(row), install_hash))
     return out
 
 

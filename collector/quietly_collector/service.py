@@ -11,16 +11,23 @@ from typing import Any
 
 from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
 from quietly_collector.dedup import RecentIds
+from quietly_collector.deletion import (
+    DeletedInstalls,
+    decode_requests,
+    deleted_installs,
+    event_of,
+)
 from quietly_collector.ingest import (
     BatchError,
     Candidate,
     IngestContext,
+    Rejection,
     decode_batch,
     process_events,
     rejected_lines,
 )
 from quietly_collector.settings import Settings
-from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Spool
+from quietly_collector.spool import KIND_DELETIONS, KIND_EVENTS, KIND_REJECTED, Spool
 from quietly_collector.store import StorageError, Store
 from quietly_collector.writer import Writer, line_event_id
 from quietly_schemas import Catalog, load_catalog
@@ -64,6 +71,7 @@ class Collector:
             future_tolerance=timedelta(seconds=settings.future_tolerance_s),
         )
         self.recent = RecentIds(settings.dedup_memory_ids, datetime.now(UTC), DEDUP_SLACK)
+        self.deleted = DeletedInstalls()
         self.writer: Writer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -86,6 +94,7 @@ class Collector:
             self.settings.flush_interval_ms / 1000,
             self.counters,
             recovery_end=self.spool.write_pos,
+            deleted=self.deleted,
         )
         self.counters["spool_damaged_records"] += recovery.damaged
         self._tasks = [
@@ -104,6 +113,11 @@ class Collector:
             rows = await asyncio.to_thread(self.store.recent_ids, since, cap)
         except StorageError:
             rows = []  # unreachable: older resends are caught by lookups once it is back
+        try:
+            self.deleted.hashes |= await asyncio.to_thread(deleted_installs, self.store)
+            self.deleted.loaded = True
+        except StorageError:
+            pass  # the writer reads them once ClickHouse is back, and filters what came before
         horizon = since if len(rows) < cap else rows[-1][1].replace(tzinfo=UTC)
         self.recent.horizon = horizon
         for event_id, received in reversed(rows):
@@ -114,6 +128,10 @@ class Collector:
             if r.kind == KIND_EVENTS:
                 for line in r.payload.splitlines():
                     self.recent.add(line_event_id(line), now)
+            elif r.kind == KIND_DELETIONS:
+                for d in decode_requests(r.payload):
+                    self.recent.add(d.request_id, now)
+                    self.deleted.hashes.add(d.install_hash)
 
     async def stop(self, timeout: float = 10.0) -> None:
         if self.writer is not None:
@@ -179,35 +197,76 @@ class Collector:
                 else:
                     fresh.append(c)
             fresh.sort(key=lambda c: c.position)
+        # From here to the append nothing awaits: a deletion accepted by a concurrent
+        # batch is either in self.deleted now, or spooled after this batch.
+        deletions: list[Candidate] = []
+        if self.deleted.hashes or processed.deletions:
+            fresh, deletions, gone = self._split_deleted(fresh)
+            if gone:
+                processed.rejected = sorted([*processed.rejected, *gone], key=lambda r: r.index)
         records = []
         if fresh:
             payload = b"\n".join([c.line for c in fresh]) + b"\n"
             records.append((KIND_EVENTS, len(fresh), payload))
+        if deletions:
+            # After the events record: events sent before the request are deleted too.
+            payload = b"\n".join([c.line for c in deletions]) + b"\n"
+            records.append((KIND_DELETIONS, len(deletions), payload))
         if processed.rejected:
             lines = rejected_lines(processed.rejected, project, received)
             records.append((KIND_REJECTED, len(lines), b"".join(ln + b"\n" for ln in lines)))
         if records:
             try:
                 pos = self.spool.append(records)
+                self.deleted.hashes.update(c.install_hash for c in deletions)
                 await self.spool.wait_durable(pos)
             except BaseException:
-                for c in fresh:
+                for c in (*fresh, *deletions):
                     recent.discard(c.event_id)
                 raise
         counters = self.counters
         counters.update(processed.counters)
         counters["batches"] += 1
-        counters["events_accepted"] += len(fresh)
+        counters["events_accepted"] += len(fresh) + len(deletions)
         counters["events_duplicate"] += duplicates
         counters["events_rejected"] += len(processed.rejected)
+        counters["deletions_received"] += len(deletions)
         return BatchResult(
-            accepted=len(fresh),
+            accepted=len(fresh) + len(deletions),
             duplicates=duplicates,
             rejected=[
                 {"index": r.index, "event_id": r.event_id, "reason": r.reason}
                 for r in processed.rejected
             ],
         )
+
+    def _split_deleted(
+        self, fresh: list[Candidate]
+    ) -> tuple[list[Candidate], list[Candidate], list[Rejection]]:
+        """Events, deletion requests, and refusals of events from deleted installs (also
+        those after a deletion_request of their install in this batch)."""
+        deleted = self.deleted.hashes
+        in_batch: set[int] = set()
+        events: list[Candidate] = []
+        deletions: list[Candidate] = []
+        gone: list[Rejection] = []
+        for c in fresh:
+            if c.deletion:
+                deletions.append(c)
+                in_batch.add(c.install_hash)
+            elif c.install_hash in deleted or c.install_hash in in_batch:
+                self.recent.discard(c.event_id)  # a resend is refused again, not a duplicate
+                event, version = event_of(c.line)
+                gone.append(Rejection(
+                    c.position, str(c.event_id),
+                    "install was deleted by a deletion_request"
+                    f" at $.events[{c.position}].install_id",
+                    event, version,
+                ))
+            else:
+                events.append(c)
+        self.counters["events_rejected_deleted_install"] += len(gone)
+        return events, deletions, gone
 
 
 __all__ = ["BatchError", "BatchResult", "Collector", "TooLarge"]

@@ -28,6 +28,9 @@ log = logging.getLogger("quietly.spool")
 HEADER = struct.Struct("<IIBI")
 KIND_EVENTS = 1
 KIND_REJECTED = 2
+# A deletion_request, applied by the writer after every record before it.
+KIND_DELETIONS = 3
+KINDS = (KIND_EVENTS, KIND_REJECTED, KIND_DELETIONS)
 _MAX_RECORD = 1 << 30
 
 
@@ -158,7 +161,7 @@ class Spool:
             if length > _MAX_RECORD or end > len(data):
                 break  # torn tail: the length points past the end
             payload = data[off + HEADER.size : end]
-            if _crc(kind, rows, payload) != crc or kind not in (KIND_EVENTS, KIND_REJECTED):
+            if _crc(kind, rows, payload) != crc or kind not in KINDS:
                 if rec is not None:
                     rec.damaged += 1
                 off = end

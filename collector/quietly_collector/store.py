@@ -155,6 +155,15 @@ class Store:
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 
+    def write_command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        """A statement on the writer's client (mutations): it may take long, and must
+        not hold up the reader that serves /v1/sql."""
+        self.ensure_ready()
+        try:
+            self._writer.command(sql, settings=settings)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
     # -- reading --------------------------------------------------------------
     def query(
         self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
@@ -191,8 +200,11 @@ class Store:
         found: set[uuid.UUID] = set()
         for i in range(0, len(ids), 10_000):
             chunk = [str(x) for x in ids[i : i + 10_000]]
+            # A deletion_request is not an event row: its id is in its receipt.
             _, rows = self.query(
-                "SELECT DISTINCT event_id FROM events WHERE event_id IN {ids:Array(UUID)}",
+                "SELECT DISTINCT event_id FROM events WHERE event_id IN {ids:Array(UUID)}"
+                " UNION ALL SELECT request_id FROM deletion_receipts"
+                " WHERE request_id IN {ids:Array(UUID)}",
                 {"ids": chunk},
             )
             found.update(uuid.UUID(str(r[0])) for r in rows)
@@ -200,9 +212,11 @@ class Store:
 
     def recent_ids(self, since: datetime, limit: int) -> list[tuple[uuid.UUID, datetime]]:
         _, rows = self.query(
-            "SELECT event_id, received_at FROM events"
+            "SELECT id, at FROM (SELECT event_id AS id, received_at AS at FROM events"
             " WHERE received_at >= {since:DateTime64(3, 'UTC')}"
-            " ORDER BY received_at DESC LIMIT {limit:UInt64}",
+            " UNION ALL SELECT request_id, received_at FROM deletion_receipts"
+            " WHERE received_at >= {since:DateTime64(3, 'UTC')})"
+            " ORDER BY at DESC LIMIT {limit:UInt64}",
             {"since": since.replace(tzinfo=None), "limit": limit},
         )
         return [(uuid.UUID(str(r[0])), r[1]) for r in rows]

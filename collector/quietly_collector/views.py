@@ -146,6 +146,12 @@ async def get_stats(request: web.Request) -> web.Response:
                 "rows": c.spool.pending_rows,
                 "limit_bytes": c.spool.max_bytes,
             },
+            "deletions": {
+                "received": c.counters["deletions_received"],
+                "applied": c.counters["deletions_applied"],
+                "rows_deleted": c.counters["deletion_rows_deleted"],
+                "installs_deleted": len(c.deleted.hashes),
+            },
             "storage_ok": c.storage_ok,
             "last_storage_error": w.stats.last_error if w else "",
             "inserted_rows": w.stats.inserted_rows if w else 0,

@@ -4,7 +4,8 @@ Batches close on size (``flush_rows``) or age (``flush_interval_ms``). A batch's
 insert deduplication token is its spool position, so a retried insert is
 dropped by ClickHouse if the first attempt landed. Records left from before a
 crash are checked against the ``events`` table first, since their batch
-boundaries (and so tokens) may differ from the first attempt.
+boundaries (and so tokens) may differ from the first attempt. Deletion requests
+in a batch are applied after its rows are inserted (deletion.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quietly_collector.deletion import (
+    DeletedInstalls,
+    apply_deletions,
+    decode_requests,
+    deleted_installs,
+    line_install_hash,
+)
 from quietly_collector.ingest import EVENT_COLUMNS, REJECTED_COLUMNS
-from quietly_collector.spool import KIND_EVENTS, KIND_REJECTED, Pos, Record, Spool
+from quietly_collector.spool import (
+    KIND_DELETIONS,
+    KIND_EVENTS,
+    KIND_REJECTED,
+    Pos,
+    Record,
+    Spool,
+)
 from quietly_collector.store import StorageError, Store
 
 log = logging.getLogger("quietly.writer")
@@ -53,6 +68,7 @@ class Writer:
         flush_interval: float,
         counters: Counter[str],
         recovery_end: Pos,
+        deleted: DeletedInstalls | None = None,
     ) -> None:
         self.spool = spool
         self.store = store
@@ -63,6 +79,9 @@ class Writer:
         self._cursor = spool.checkpoint
         # Records before this position may already be in ClickHouse (crash recovery).
         self._recovery_end = recovery_end
+        self.deleted = deleted or DeletedInstalls(loaded=True)
+        # Records before this were accepted without knowing every deleted install.
+        self._unchecked_end = Pos(0, 0)
         self._stopping = False
         self._idle = asyncio.Event()
 
@@ -111,6 +130,12 @@ class Writer:
         if not records:
             return
         span_end = records[-1].end
+        if not self.deleted.loaded:
+            found = await asyncio.to_thread(deleted_installs, self.store)
+            # On the loop, between two batches: later ones are checked against these.
+            self.deleted.hashes |= found
+            self.deleted.loaded = True
+            self._unchecked_end = self.spool.write_pos
         await asyncio.to_thread(self._store_records, records)
         self.stats.storage_ok = True
         rows = sum(r.rows for r in records)
@@ -124,6 +149,9 @@ class Writer:
         rejected = b"".join(r.payload for r in records if r.kind == KIND_REJECTED)
         if records[0].start < self._recovery_end and events:
             events = self._drop_stored(events)
+        unchecked = max(self._recovery_end, self._unchecked_end)
+        if records[0].start < unchecked and events and self.deleted.hashes:
+            events = self._drop_deleted(events)
         started = time.perf_counter()
         for table, columns, data in (
             ("events", EVENT_COLUMNS, events),
@@ -137,6 +165,13 @@ class Writer:
                 if not exc.is_data_error:
                     raise
                 self._quarantine(table, data, exc)
+        requests = [d for r in records if r.kind == KIND_DELETIONS
+                    for d in decode_requests(r.payload)]
+        if requests:
+            applied = apply_deletions(self.store, requests, token)
+            self.counters["deletions_applied"] += applied.requests
+            self.counters["deletion_rows_deleted"] += applied.rows
+            self.counters["deletions_replayed"] += applied.skipped
         elapsed = time.perf_counter() - started
         inserted = events.count(b"\n")
         self.stats.inserted_rows += inserted
@@ -152,6 +187,12 @@ class Writer:
             return events
         self.stats.recovered_duplicates += len(stored)
         return b"".join(ln for ln, i in zip(lines, ids, strict=True) if i not in stored)
+
+    def _drop_deleted(self, events: bytes) -> bytes:
+        lines = events.splitlines(keepends=True)
+        keep = [ln for ln in lines if line_install_hash(ln) not in self.deleted.hashes]
+        self.counters["events_dropped_deleted_install"] += len(lines) - len(keep)
+        return b"".join(keep)
 
     def _quarantine(self, table: str, data: bytes, exc: StorageError) -> None:
         """Rows ClickHouse cannot parse go aside on disk: kept for the operator, never lost."""

@@ -1,0 +1,175 @@
+"""``deletion_request``: erase one install's rows from every per-install table, with a receipt.
+
+A request travels through the spool like events (record kind ``KIND_DELETIONS``),
+so the writer applies it in spool order: after every event spooled before it.
+
+Which tables: every MergeTree-family table of the database with a ``UInt64``
+column named ``install_hash``, looked up in ``system.columns`` each time, so
+tables added later (aggregates) are covered without a registry. Views hold no
+rows and are skipped (a materialized view's target or inner table is a table,
+and is covered); so is ``deletion_receipts``, which must keep the hash.
+
+Rows are removed with ``ALTER TABLE ... DELETE`` and ``mutations_sync = 2``:
+when it returns, no active part holds them (a lightweight ``DELETE`` would only
+mask them until some later merge). The parts they were in are deleted from disk
+by ClickHouse's cleanup (``old_parts_lifetime``). Everything here blocks and is
+run in the writer's thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from quietly_collector.store import Store
+
+DELETION_EVENT = "deletion_request"
+RECEIPTS_TABLE = "deletion_receipts"
+METHOD = "ALTER TABLE DELETE, mutations_sync=2"
+
+_TABLES_SQL = (
+    "SELECT c.table FROM system.columns AS c"
+    " INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table"
+    " WHERE c.database = currentDatabase() AND c.name = 'install_hash' AND c.type = 'UInt64'"
+    " AND t.engine LIKE '%MergeTree' AND c.table != {receipts:String}"
+    " ORDER BY c.table"
+)
+
+
+class DeletionRow(msgspec.Struct, array_like=True, gc=False):
+    """A spooled ``deletion_request``: the install's keyed hash, never its id."""
+
+    request_id: uuid.UUID
+    project: str
+    install_hash: int
+    requested_at: datetime
+    received_at: datetime
+
+
+class Receipt(msgspec.Struct, array_like=True):
+    """One row of ``deletion_receipts``, in column order."""
+
+    request_id: uuid.UUID
+    project: str
+    install_hash: int
+    requested_at: datetime
+    received_at: datetime
+    completed_at: datetime
+    rows_deleted: int
+    rows_by_table: dict[str, int]
+    method: str
+
+
+RECEIPT_COLUMNS: tuple[str, ...] = Receipt.__struct_fields__
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(DeletionRow)
+_list_decoder = msgspec.json.Decoder(list[Any])
+
+
+def encode_request(row: DeletionRow) -> bytes:
+    return _encoder.encode(row)
+
+
+def decode_requests(payload: bytes) -> list[DeletionRow]:
+    return [_request_decoder.decode(line) for line in payload.splitlines() if line]
+
+
+def line_install_hash(line: bytes) -> int:
+    """``install_hash`` of a spooled ``events`` row (a JSON array; see ingest.Row)."""
+    return int(_list_decoder.decode(line)[4])
+
+
+def event_of(line: bytes) -> tuple[str, int]:
+    """Event name and version of a spooled ``events`` row."""
+    row = _list_decoder.decode(line)
+    return str(row[2]), int(row[3])
+
+
+@dataclass
+class DeletedInstalls:
+    """Keyed hashes of deleted installs: later events of these are refused."""
+
+    hashes: set[int] = field(default_factory=set)
+    # False until deletion_receipts was read (a ClickHouse server down at start).
+    loaded: bool = False
+
+
+def deleted_installs(store: Store) -> set[int]:
+    store.ensure_ready()
+    _, rows = store.query(f"SELECT DISTINCT install_hash FROM {RECEIPTS_TABLE}")
+    return {int(r[0]) for r in rows}
+
+
+def per_install_tables(store: Store) -> list[str]:
+    _, rows = store.query(_TABLES_SQL, {"receipts": RECEIPTS_TABLE})
+    return [str(r[0]) for r in rows]
+
+
+@dataclass
+class Applied:
+    requests: int = 0
+    rows: int = 0
+    skipped: int = 0  # already had a receipt (replayed after a crash)
+
+
+def apply_deletions(store: Store, requests: Sequence[DeletionRow], token: str) -> Applied:
+    """Delete the requests' installs everywhere, then write their receipts. Idempotent:
+    deleting twice removes nothing more, and a request that already has a receipt (a
+    replay after a crash) gets no second one. Its delete still runs, in case the replay
+    inserted rows of the install again."""
+    out = Applied()
+    if not requests:
+        return out
+    ids = list({str(r.request_id) for r in requests})
+    _, rows = store.query(
+        f"SELECT DISTINCT request_id FROM {RECEIPTS_TABLE} WHERE request_id IN {{ids:Array(UUID)}}",
+        {"ids": ids},
+    )
+    done = {uuid.UUID(str(r[0])) for r in rows}
+    todo: dict[uuid.UUID, DeletionRow] = {}
+    for r in requests:
+        if r.request_id in done or r.request_id in todo:
+            out.skipped += 1
+        else:
+            todo[r.request_id] = r
+    # Hashes are ints from our own HMAC: safe to inline (ALTER takes no query parameters).
+    in_list = ",".join(str(int(h)) for h in sorted({r.install_hash for r in requests}))
+    counts: dict[str, dict[int, int]] = {}
+    for table in per_install_tables(store):
+        quoted = "`" + table.replace("\\", "\\\\").replace("`", "\\`") + "`"
+        _, found = store.query(
+            f"SELECT install_hash, count() FROM {quoted}"
+            f" WHERE install_hash IN ({in_list}) GROUP BY install_hash"
+        )
+        counts[table] = {int(h): int(n) for h, n in found}
+        if counts[table]:
+            store.write_command(
+                f"ALTER TABLE {quoted} DELETE WHERE install_hash IN ({in_list})",
+                {"mutations_sync": 2},
+            )
+    completed = datetime.now(UTC)
+    receipts = []
+    credited: set[int] = set()
+    for r in todo.values():
+        # Two requests for one install: the first is credited with the rows.
+        first = r.install_hash not in credited
+        credited.add(r.install_hash)
+        by_table = {t: (c.get(r.install_hash, 0) if first else 0) for t, c in counts.items()}
+        deleted = sum(by_table.values())
+        receipts.append(Receipt(
+            r.request_id, r.project, r.install_hash, r.requested_at, r.received_at,
+            completed, deleted, by_table, METHOD,
+        ))
+    out.rows = sum(sum(c.values()) for c in counts.values())
+    if not receipts:
+        return out
+    data = b"".join(_encoder.encode(x) + b"\n" for x in receipts)
+    store.insert(RECEIPTS_TABLE, RECEIPT_COLUMNS, data, f"{RECEIPTS_TABLE}:{token}")
+    out.requests = len(receipts)
+    return out
