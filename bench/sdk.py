@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
-from ingest import WRITE_KEY, CollectorProcess  # noqa: E402
+from bench.ingest import WRITE_KEY, CollectorProcess  # noqa: E402
 
 PROPS = {"feature": "debugging", "duration_ms": 1234, "success": True}
 

@@ -164,7 +164,9 @@ class Worker:
         with self.lock:
             q = self.queue
             bodies: list[bytes] = []
-            while q:
+            # Bounded by what was queued when we started, written in chunks: a host
+            # that tracks faster than we spool must not grow this list forever.
+            for _ in range(len(q)):
                 try:
                     name, a, b, ts = q.popleft()
                 except IndexError:
@@ -173,6 +175,8 @@ class Worker:
                     self._control(a, b, ts, bodies)
                 else:
                     self._event(name, a, b, ts, bodies)
+                if len(bodies) >= _CHUNK:
+                    self._store(bodies)
             self._store(bodies)
 
     def _store(self, bodies: list[bytes]) -> None:
@@ -329,3 +333,4 @@ class Worker:
 
 
 _ABANDONED: list[Spool] = []
+_CHUNK = 1000

@@ -217,3 +217,22 @@ def test_worker_restarts_in_a_forked_child(collector: ThreadedCollector, tmp_pat
         " WHERE event = 'feature_used' GROUP BY f ORDER BY f"
     )
     assert [tuple(r) for r in rows] == [("child", 1), ("parent-after", 1), ("parent-before", 1)]
+
+
+def test_busy_host_still_gets_events_to_disk_and_memory_stays_bounded(tmp_path: Path) -> None:
+    t = Telemetry(endpoint="http://127.0.0.1:9", write_key="k", state_dir=tmp_path / "s",
+                  max_queue=2_000, flush_interval=0.1)
+    t.set_consent("basic")
+    deadline = time.monotonic() + 2.0
+    n = 0
+    while time.monotonic() < deadline:  # the host never pauses
+        for _ in range(1000):
+            t.track("feature_used", feature="busy", duration_ms=n % 1000)
+            n += 1
+    st = t.stats()
+    assert st["queued"] <= 2_000
+    assert st.get("spooled", 0) > 0, "the worker made no progress while the host was busy"
+    t.shutdown(2)
+    # Every event is accounted for: on disk, or dropped and counted (+ session start/end).
+    st = t.stats()
+    assert st["spooled"] + st["dropped"]["queue_full"] == n + 2
