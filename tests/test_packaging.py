@@ -20,10 +20,12 @@ def test_sdk_distribution_does_not_depend_on_collector_libraries() -> None:
         assert not dep.lower().startswith(("aiohttp", "clickhouse", "chdb", "opentelemetry"))
 
 
-def test_importing_the_sdk_loads_no_collector_library() -> None:
+def test_using_the_sdk_loads_no_collector_library(tmp_path: Path) -> None:
     code = (
         "import sys, quietly\n"
-        "quietly.builtin_catalog()\n"
+        f"t = quietly.Telemetry(local_path={str(tmp_path / 'e.jsonl')!r}, "
+        f"state_dir={str(tmp_path / 's')!r})\n"
+        "t.set_consent('basic'); t.track('feature_used', feature='x'); assert t.flush(5)\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
