@@ -49,6 +49,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retention_days: int = 0
     rejected_retention_days: int = 30
     log_level: str = "info"
+    # Metrics (docs/metrics.md): written to the metric_settings tables at start.
+    activation_event: str = "feature_used"
+    production_environments: list[str] = msgspec.field(default_factory=lambda: ["production"])
+    # "operation" or "operation.measure" -> "target/good/acceptable[/unacceptable]";
+    # merged over DEFAULT_THRESHOLDS, so configuring one operation keeps the others.
+    perf_thresholds: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def data_path(self) -> Path:
@@ -65,6 +71,30 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def embedded(self) -> bool:
         return not self.clickhouse_url
+
+
+# The product's benchmark grades (issue #4): durations in ms, memory in MB, CPU in %.
+DEFAULT_THRESHOLDS: dict[str, str] = {
+    "startup": "2000/3000/5000",
+    "file_open": "100/200/500",
+    "search": "50/100/200",
+    "autocomplete": "50/100/150",
+    "build": "1000/2000/5000",
+    "idle.memory_mb": "300/500/750/1000",
+    "idle.cpu_pct": "1/2/5",
+}
+
+
+def thresholds(s: Settings) -> list[tuple[str, str, float, float, float, float]]:
+    """(operation, measure, target, good, acceptable, unacceptable) rows, defaults merged."""
+    out = []
+    for key, value in sorted({**DEFAULT_THRESHOLDS, **s.perf_thresholds}.items()):
+        operation, _, measure = key.partition(".")
+        parts = [float(p) for p in value.split("/")]
+        if len(parts) == 3:
+            parts.append(parts[2])
+        out.append((operation, measure or "duration_ms", *parts))
+    return out  # type: ignore[return-value]
 
 
 FIELDS: tuple[str, ...] = Settings.__struct_fields__
@@ -155,6 +185,23 @@ def _check(s: Settings) -> None:
         raise SettingsError("max_event_bytes: cannot exceed max_decompressed_bytes")
     if not s.database.replace("_", "").isalnum():
         raise SettingsError("database: letters, digits and underscores only")
+    for key, value in s.perf_thresholds.items():
+        where = f"perf_thresholds.{key}"
+        operation, _, measure = key.partition(".")
+        if not operation or measure not in ("", "duration_ms", "memory_mb", "cpu_pct"):
+            raise SettingsError(
+                f"{where}: the key is 'operation' or 'operation.measure' with measure"
+                " duration_ms, memory_mb or cpu_pct"
+            )
+        try:
+            parts = [float(p) for p in value.split("/")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (3, 4) or parts != sorted(parts):
+            raise SettingsError(
+                f"{where}: expected 'target/good/acceptable[/unacceptable]', increasing,"
+                f" got {value!r}"
+            )
     for project, key in s.write_keys.items():
         if len(key) < 16:
             raise SettingsError(f"write_keys.{project}: keys must be at least 16 characters")

@@ -264,6 +264,9 @@ def migrate(store: Store, settings: Settings) -> list[str]:
         applied.append(name)
     _apply_ttl(store, "events", "ts", settings.retention_days)
     _apply_ttl(store, "rejected_events", "received_at", settings.rejected_retention_days)
+    from quietly_collector.metric_config import write_metric_settings
+
+    write_metric_settings(store, settings)
     return applied
 
 
