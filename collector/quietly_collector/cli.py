@@ -1,4 +1,4 @@
-"""``quietly``: run the collector, apply migrations, query stored events."""
+"""``quietly``: run the collector, apply migrations, query or import events."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from quietly_collector import __version__
@@ -57,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="open the store directly instead of asking a running collector")
     sql.add_argument("--format", choices=("table", "json"), default="table")
     _add_setting_flags(sql, _COMMON)
+    imp = sub.add_parser(
+        "import", help="load local events files (JSONL, one event per line) into a collector"
+    )
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                     help="JSONL, one wire event per line (.gz is read as gzip)")
+    imp.add_argument("--url", default=None,
+                     help="collector to send to (default http://127.0.0.1:8080, env QUIETLY_URL)")
+    imp.add_argument("--write-key", default=None,
+                     help="write key of the project (env QUIETLY_WRITE_KEY; default: the"
+                     " development key in the data directory)")
+    imp.add_argument("--batch-size", type=int, default=500, help="events per request")
+    _add_setting_flags(imp, ("data_dir",))
     return parser
 
 
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "import":
+        return _import(args, settings)
     return _sql(args, settings)
 
 
@@ -214,6 +229,23 @@ def _sql_over_http(args: argparse.Namespace, settings: Settings) -> dict[str, An
             file=sys.stderr,
         )
         return 1
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from quietly_collector.credentials import DEV_KEY_FILE
+    from quietly_collector.importer import run_import
+
+    url = args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080"
+    key = args.write_key or os.environ.get("QUIETLY_WRITE_KEY")
+    if not key:
+        try:
+            key = (settings.data_path / DEV_KEY_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            print("quietly: no write key: set QUIETLY_WRITE_KEY or --write-key", file=sys.stderr)
+            return 2
+    return run_import(args.files, url, key, args.batch_size, sys.stdout)
 
 
 def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
