@@ -16,6 +16,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,31 @@ class Telemetry(HelpersMixin):
             if self._debug:
                 raise
             log.exception("quietly: internal error in track (not raised to the app)")
+            self._stats.add("internal_errors")
+
+    def track_at(self, ts: datetime | float, event: str, /, **props: Any) -> None:
+        """``track`` for an event that happened at ``ts`` (aware datetime or epoch seconds).
+
+        For importers and simulators; sessions follow the given times. Like
+        posthog's and segment's ``timestamp`` argument.
+        """
+        if not self._on:
+            return
+        try:
+            when = ts.timestamp() if isinstance(ts, datetime) else float(ts)
+            if self._need_start:
+                self._restart()
+            q = self._queue
+            if len(q) >= self._max_queue:
+                self._stats.drop("queue_full")
+                return
+            q.append((event, props, self._level, when))
+            if len(q) >= self._wake_at:
+                self._worker.wake.set()
+        except Exception:
+            if self._debug:
+                raise
+            log.exception("quietly: internal error in track_at (not raised to the app)")
             self._stats.add("internal_errors")
 
     @safe(None)

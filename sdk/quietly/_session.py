@@ -37,7 +37,8 @@ class Sessions:
         """Session events due before an event at ``ts``; marks activity."""
         if self.current is None:
             return [self._new(ts)]
-        if ts - self._last > self.timeout:
+        # Far in the past counts too: backdated events (track_at) get their own sessions.
+        if abs(ts - self._last) > self.timeout:
             out = self._close(self._last)
             out.append(self._new(ts))
             return out

@@ -182,3 +182,21 @@ async def test_async_adapter_does_not_block_the_loop(tmp_path: Path) -> None:
         assert await t.aflush(0.5) is False  # unreachable collector
         task.cancel()
         assert ticks >= 20  # the loop kept running while flush waited
+
+
+def test_track_at_backdates_events_and_their_sessions(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t = local(tmp_path)
+    day = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+    t.track_at(day, "feature_used", feature="a")
+    t.track_at(day + timedelta(minutes=5), "feature_used", feature="b")
+    t.track_at(day + timedelta(hours=3), "feature_used", feature="c")  # a new session
+    t.flush(5)
+    t.shutdown(1)
+    evs = {e["props"]["feature"]: e for e in written(tmp_path, "feature_used")}
+    assert evs["a"]["ts"].startswith("2026-10-01T09:00:00")
+    assert evs["a"]["session_id"] == evs["b"]["session_id"] != evs["c"]["session_id"]
+    first_end = next(e for e in written(tmp_path, "session_end")
+                     if e["session_id"] == evs["a"]["session_id"])
+    assert first_end["props"]["duration_ms"] == 5 * 60 * 1000
