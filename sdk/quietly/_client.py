@@ -123,7 +123,7 @@ class Telemetry(HelpersMixin):
         state = self._state_file.load()
         self._apply(state)
         if self._on:
-            self._queue.append((None, "session_start", self._level, _time()))
+            self._queue.append((None, "session_open", self._level, _time()))
         if self._on or state.pending_deletions:
             self._worker.ensure_started()
         if capture_crashes:
@@ -178,7 +178,7 @@ class Telemetry(HelpersMixin):
                 self._worker.ensure_started()
                 self._worker.wake.set()
         elif self._on and not before:
-            self._queue.append((None, "session_start", self._level, _time()))
+            self._queue.append((None, "session_open", self._level, _time()))
             self._worker.ensure_started()
 
     # Hooks for the worker -------------------------------------------------

@@ -222,9 +222,11 @@ class Worker:
             self._waiters.append(arg)
             self._backoff = 0.0
             self._next_send = 0.0
-        elif op == "session_start" or op == "session_end":
+        elif op in ("session_open", "session_start", "session_end"):
             install = self.hooks.worker_install_id()
-            events = self.sessions.start(ts) if op == "session_start" else self.sessions.end(ts)
+            s = self.sessions
+            events = (s.opened(ts) if op == "session_open"
+                      else s.start(ts) if op == "session_start" else s.end(ts))
             if install is not None:
                 for name, props, ets, session in events:
                     self._build(name, props, ets, arg, install, session, out)

@@ -200,3 +200,19 @@ def test_track_at_backdates_events_and_their_sessions(tmp_path: Path) -> None:
     first_end = next(e for e in written(tmp_path, "session_end")
                      if e["session_id"] == evs["a"]["session_id"])
     assert first_end["props"]["duration_ms"] == 5 * 60 * 1000
+
+
+def test_track_at_leaves_no_empty_session_at_start_up(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    t = local(tmp_path)  # opting in opens a session now ...
+    t.track_at(datetime(2026, 10, 1, 9, 0, tzinfo=UTC), "feature_used", feature="a")
+    t.flush(5)
+    t.shutdown(1)
+    # ... but only the backdated one is sent: an importer's or simulator's installs
+    # must not all look active on the day they were loaded.
+    assert [e["ts"][:10] for e in written(tmp_path)] == ["2026-10-01"] * 3
+    # An app that starts and tracks nothing still reports its session.
+    t2 = Telemetry(local_path=tmp_path / "events.jsonl", state_dir=tmp_path / "state")
+    t2.shutdown(1)
+    assert [e["event"] for e in written(tmp_path)][3:] == ["session_start", "session_end"]
