@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_setting_flags(serve, FIELDS)
     mig = sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
-    _add_setting_flags(mig, (*_COMMON, "retention_days", "rejected_retention_days"))
+    _add_setting_flags(mig, (
+        *_COMMON, "retention_days", "rejected_retention_days",
+        "activation_event", "production_environments", "perf_thresholds",
+    ))
     sql = sub.add_parser("sql", help="run read-only SQL against the stored events")
     sql.add_argument("query", help='e.g. "SELECT event, count() FROM events GROUP BY event"')
     sql.add_argument("--url", default=None,
@@ -70,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      " development key in the data directory)")
     imp.add_argument("--batch-size", type=int, default=500, help="events per request")
     _add_setting_flags(imp, ("data_dir",))
+    from quietly_collector import query_cli
+
+    _add_setting_flags(query_cli.add_parser(sub), _COMMON)
     return parser
 
 
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings)
     if args.command == "import":
         return _import(args, settings)
+    if args.command == "query":
+        from quietly_collector.query_cli import run_query
+
+        return run_query(args, settings)
     return _sql(args, settings)
 
 

@@ -11,6 +11,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/batch", views.post_batch)
     app.router.add_post("/v1/sql", views.post_sql)
     app.router.add_get("/v1/stats", views.get_stats)
+    app.router.add_get("/v1/metrics", views.get_metrics_list)
+    app.router.add_get("/v1/metrics/{name}", views.get_metric)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/openapi.json", views.openapi)

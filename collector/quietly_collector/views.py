@@ -157,3 +157,43 @@ async def get_stats(request: web.Request) -> web.Response:
             "inserted_rows": w.stats.inserted_rows if w else 0,
         }
     )
+
+
+async def get_metrics_list(request: web.Request) -> web.Response:
+    denied = require_admin(request)
+    if denied is not None:
+        return denied
+    from quietly_collector.metrics import METRICS
+
+    return web.json_response([{"name": m.name, "meaning": m.meaning} for m in METRICS.values()])
+
+
+async def get_metric(request: web.Request) -> web.Response:
+    """GET /v1/metrics/<name>?since=&until=&app=&step=&window=&format=json|csv"""
+    denied = require_admin(request)
+    if denied is not None:
+        return denied
+    from quietly_collector import metrics
+
+    qs = request.query
+    try:
+        q = metrics.parse_query(
+            request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
+            qs.getall("step", []), qs.get("window"),
+        )
+    except metrics.MetricError as exc:
+        return error_body(400 if request.match_info["name"] in metrics.METRICS else 404, str(exc))
+    try:
+        columns, rows = await asyncio.to_thread(metrics.run, request.app[COLLECTOR].store, q)
+    except StorageError as exc:
+        return error_body(503, f"storage unavailable: {str(exc)[:500]}")
+    if qs.get("format") == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(columns)
+        w.writerows(rows)
+        return web.Response(text=buf.getvalue(), content_type="text/csv")
+    return web.json_response(metrics.as_objects(columns, rows))

@@ -1,0 +1,164 @@
+"""The metric catalogue: names, meanings, and how each is read from ClickHouse.
+
+Every metric but ``funnel`` is a parameterized view (``metric_<name>``, migration
+0006), so ``quietly query``, ``GET /v1/metrics/<name>`` and an engineer's own SQL
+read the same definition. ``funnel`` takes its steps at query time and runs
+``windowFunnel`` over the raw events.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from quietly_collector.store import Store
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    meaning: str
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("dau", "daily active installs (any event that day)"),
+    Metric("wau", "weekly active installs (the 7 days ending that day)"),
+    Metric("mau", "monthly active installs (the 30 days ending that day)"),
+    Metric("stickiness", "DAU / MAU per day"),
+    Metric("sessions", "sessions per day, average duration, sessions per user, events per session"),
+    Metric("feature_adoption", "share of active installs that used each feature, and how often"),
+    Metric("feature_breadth", "installs using 3 or more distinct features"),
+    Metric("activation", "new installs reaching the activation event in their first session"),
+    Metric("retention", "monthly cohorts at months 1,2,3,6,12 and 30/90-day retention, churn"),
+    Metric("crash_rate", "crashes per 1,000 sessions, crash-free sessions and users, errors"),
+    Metric("performance", "p50/p95/p99 per operation and app version, graded by thresholds"),
+    Metric("jobs", "per job: completion rate, time to complete, repeat use, satisfaction"),
+    Metric("nps", "net promoter score per month (promoters 9-10 minus detractors 0-6)"),
+    Metric("deployments", "successful production deployments per month (north star)"),
+    Metric("funnel", "users reaching each of the given steps in order, within --window"),
+)}
+
+DEFAULT_DAYS = 30
+_STEP = re.compile(r"^([A-Za-z0-9_]{1,64})(?::([A-Za-z0-9_]{1,64})=(.{1,128}))?$")
+
+
+class MetricError(ValueError):
+    """A bad metric request (unknown name, bad date, bad step): HTTP 400."""
+
+
+@dataclass(frozen=True)
+class Query:
+    metric: str
+    since: date
+    until: date
+    app: str = ""
+    steps: tuple[str, ...] = ()
+    window_s: int = 86_400
+
+
+def parse_query(
+    metric: str,
+    since: str | None = None,
+    until: str | None = None,
+    app: str | None = None,
+    steps: Sequence[str] = (),
+    window: str | None = None,
+) -> Query:
+    if metric not in METRICS:
+        raise MetricError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    end = _date(until, "until") if until else datetime.now(UTC).date()
+    start = _date(since, "since") if since else end - timedelta(days=DEFAULT_DAYS - 1)
+    if start > end:
+        raise MetricError(f"since ({start}) is after until ({end})")
+    if metric == "funnel":
+        if len(steps) < 2:
+            raise MetricError("funnel needs at least two steps, e.g. job_started job_completed")
+        for s in steps:
+            if not _STEP.match(s):
+                raise MetricError(f"bad step {s!r}: use 'event' or 'event:property=value'")
+    window_s = _window(window) if window else 86_400
+    return Query(metric, start, end, app or "", tuple(steps), window_s)
+
+
+def _date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise MetricError(f"{name}: expected a date like 2026-11-01, got {value!r}") from None
+
+
+def _window(value: str) -> int:
+    m = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
+    if not m:
+        raise MetricError(f"window: expected e.g. 3600, 30m, 2h or 7d, got {value!r}")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]
+
+
+def run(store: Store, q: Query) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows, values made JSON-friendly (dates as ISO text, NaN as None)."""
+    params: dict[str, Any] = {"since": q.since, "until": q.until, "app": q.app}
+    if q.metric == "funnel":
+        columns, rows = _funnel(store, q, params)
+    else:
+        columns, rows = store.query(
+            f"SELECT * FROM metric_{q.metric}(since = {{since:Date}}, until = {{until:Date}},"
+            " app = {app:String})",
+            params,
+        )
+    return columns, [[_plain(v) for v in r] for r in rows]
+
+
+def _funnel(
+    store: Store, q: Query, params: dict[str, Any]
+) -> tuple[list[str], list[Sequence[Any]]]:
+    conds = []
+    for i, step in enumerate(q.steps):
+        m = _STEP.match(step)
+        assert m is not None
+        event, prop, value = m.groups()
+        params[f"e{i}"] = event
+        cond = f"event = {{e{i}:String}}"
+        if prop:
+            params[f"p{i}"], params[f"v{i}"] = prop, value
+            cond += f" AND JSONExtractString(props, {{p{i}:String}}) = {{v{i}:String}}"
+        conds.append(cond)
+    params["window"] = q.window_s
+    params["events"] = sorted({p for k, p in params.items() if re.fullmatch(r"e\d+", k)})
+    _, rows = store.query(
+        "SELECT level, count() FROM (SELECT install_hash,"
+        f" windowFunnel({{window:UInt64}})(toDateTime(ts), {', '.join(conds)}) AS level"
+        " FROM events WHERE toDate(ts) BETWEEN {since:Date} AND {until:Date}"
+        " AND ({app:String} = '' OR app = {app:String}) AND event IN {events:Array(String)}"
+        " GROUP BY install_hash) WHERE level > 0 GROUP BY level",
+        params,
+    )
+    at_level = {int(r[0]): int(r[1]) for r in rows}
+    out: list[Sequence[Any]] = []
+    previous = None
+    for i, step in enumerate(q.steps, start=1):
+        users = sum(n for lvl, n in at_level.items() if lvl >= i)
+        rate = None if previous is None else (round(users / previous, 4) if previous else None)
+        out.append([i, step, users, rate])
+        previous = users
+    return ["position", "step", "users", "conversion_from_previous"], out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def as_objects(columns: list[str], rows: list[list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, r, strict=True)) for r in rows]
