@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -143,7 +144,7 @@ async def test_thresholds_come_from_configuration(
     from quietly_collector.metric_config import write_metric_settings
     from quietly_collector.settings import load_settings
 
-    ev = truth.Ev("performance", truth.datetime(2026, 10, 1, 9, tzinfo=truth.UTC),
+    ev = truth.Ev("performance", datetime(2026, 10, 1, 9, tzinfo=UTC),
                   "0b6f3c1e-2a44-4f0e-9d6b-8a1e2f3c4d5e", "my-ide", None,
                   {"operation": "search", "duration_ms": 120.0},
                   event_id="00000000-0000-4000-8000-000000000001")
