@@ -101,7 +101,6 @@ class DeletedInstalls:
 
 
 def deleted_installs(store: Store) -> set[int]:
-    store.ensure_ready()
     _, rows = store.query(f"SELECT DISTINCT install_hash FROM {RECEIPTS_TABLE}")
     return {int(r[0]) for r in rows}
 

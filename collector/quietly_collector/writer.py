@@ -131,7 +131,7 @@ class Writer:
             return
         span_end = records[-1].end
         if not self.deleted.loaded:
-            found = await asyncio.to_thread(deleted_installs, self.store)
+            found = await asyncio.to_thread(self._deleted_installs)
             # On the loop, between two batches: later ones are checked against these.
             self.deleted.hashes |= found
             self.deleted.loaded = True
@@ -187,6 +187,10 @@ class Writer:
             return events
         self.stats.recovered_duplicates += len(stored)
         return b"".join(ln for ln, i in zip(lines, ids, strict=True) if i not in stored)
+
+    def _deleted_installs(self) -> set[int]:
+        self.store.ensure_ready()  # not connected yet if ClickHouse was down at start
+        return deleted_installs(self.store)
 
     def _drop_deleted(self, events: bytes) -> bytes:
         lines = events.splitlines(keepends=True)
