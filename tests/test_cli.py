@@ -82,6 +82,18 @@ def test_serve_with_no_keys_prints_a_dev_key_that_works(
     table = run("sql", "SELECT event FROM events", "--url", url, cwd=tmp_path)
     assert "crash" in table.stdout and "(1 row)" in table.stdout
 
+    # Metrics through the running collector (the data directory is its alone).
+    dau = run("query", "dau", "--url", url, "--format", "json", cwd=tmp_path)
+    assert dau.returncode == 0, dau.stderr
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert json.loads(dau.stdout) == [{"day": today, "app": "my-ide", "users": 1}]
+    csv_out = run("query", "crash_rate", "--url", url, "--format", "csv", cwd=tmp_path)
+    assert csv_out.stdout.splitlines()[0].startswith("day,app,sessions,crashed_sessions")
+    listed = run("query", "--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "retention" in listed.stdout
+    bad = run("query", "daily", "--url", url, cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown metric 'daily'" in bad.stderr
+
 
 def test_a_second_collector_on_the_same_data_dir_explains_the_lock(
     served: tuple[subprocess.Popen[str], str, list[str]], tmp_path: Path
