@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     from quietly_collector import query_cli
 
     _add_setting_flags(query_cli.add_parser(sub), _COMMON)
+    from quietly_collector import simulate
+
+    _add_setting_flags(simulate.add_parser(sub), ("data_dir",))
     return parser
 
 
@@ -105,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         from quietly_collector.query_cli import run_query
 
         return run_query(args, settings)
+    if args.command == "simulate":
+        from quietly_collector.simulate import run_simulate
+
+        return run_simulate(args, settings)
     return _sql(args, settings)
 
 
