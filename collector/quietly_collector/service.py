@@ -150,7 +150,7 @@ class Collector:
         return self.writer is None or self.writer.stats.storage_ok
 
     # -- ingest ---------------------------------------------------------------
-    async def ingest(self, body: bytes, project: str) -> BatchResult:
+    async def ingest(self, body: bytes | bytearray, project: str) -> BatchResult:
         received = datetime.now(UTC)
         batch = decode_batch(body)
         if len(batch.events) > self.settings.max_batch_events:
