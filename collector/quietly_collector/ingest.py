@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
+from quietly_collector.body import utf8_error
 from quietly_collector.credentials import Pseudonymizer
 from quietly_collector.deletion import DELETION_EVENT, DeletionRow, encode_request
 from quietly_schemas import Catalog, EventSchema, scrub_counted
@@ -112,13 +113,19 @@ class BatchError(ValueError):
     """The body as a whole is unusable (HTTP 400)."""
 
 
-def decode_batch(body: bytes) -> BatchIn:
+def decode_batch(body: bytes | bytearray) -> BatchIn:
+    bad = utf8_error(body)
+    if bad is not None:
+        raise BatchError(bad)
     try:
         return _batch_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise BatchError(_reason(str(exc), "$")) from None
     except msgspec.DecodeError as exc:
         raise BatchError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # msgspec stops at the interpreter's recursion limit (about 1000 levels).
+        raise BatchError("body is not valid JSON: nested too deeply") from None
 
 
 def _reason(message: str, prefix: str) -> str:
