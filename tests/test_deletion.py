@@ -254,6 +254,9 @@ async def test_a_crash_after_the_receipt_replays_the_deletion_without_a_second_r
         assert second.rows(
             "SELECT count(), sum(rows_by_table['events']) FROM deletion_receipts"
         ) == [(1, 1)]
+        # Nor a second audit row.
+        assert second.rows("SELECT count() FROM audit_log WHERE action = 'deletion_applied'"
+                           ) == [(1,)]
     finally:
         await stop(second)
 

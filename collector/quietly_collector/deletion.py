@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from quietly_collector import audit
 from quietly_collector.store import Store
 
 DELETION_EVENT = "deletion_request"
@@ -168,7 +169,28 @@ def apply_deletions(store: Store, requests: Sequence[DeletionRow], token: str) -
     out.rows = sum(sum(c.values()) for c in counts.values())
     if not receipts:
         return out
+    _audit(store, receipts, token)
     data = b"".join(_encoder.encode(x) + b"\n" for x in receipts)
     store.insert(RECEIPTS_TABLE, RECEIPT_COLUMNS, data, f"{RECEIPTS_TABLE}:{token}")
     out.requests = len(receipts)
     return out
+
+
+def _audit(store: Store, receipts: Sequence[Receipt], token: str) -> None:
+    """One ``deletion_applied`` row per receipt, written before the receipts: a replay
+    (no receipt yet) finds its row here and adds none."""
+    _, rows = store.query(
+        f"SELECT request_id FROM {audit.AUDIT_TABLE} WHERE action = 'deletion_applied'"
+        " AND request_id IN {ids:Array(String)}",
+        {"ids": [str(r.request_id) for r in receipts]},
+    )
+    logged = {str(r[0]) for r in rows}
+    new = [
+        audit.entry(f"project:{r.project}", "deletion_applied",
+                    {"rows_deleted": r.rows_deleted, "tables": len(r.rows_by_table)},
+                    str(r.request_id))
+        for r in receipts if str(r.request_id) not in logged
+    ]
+    if new:
+        store.insert(audit.AUDIT_TABLE, audit.AUDIT_COLUMNS, audit.encode(new),
+                     f"{audit.AUDIT_TABLE}:{token}")

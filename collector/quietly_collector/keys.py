@@ -9,3 +9,5 @@ from quietly_collector.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 COLLECTOR = web.AppKey("collector", Collector)
+# The X-Request-Id of a request (middlewares.errors), for audit rows.
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from quietly_collector.keys import REQUEST_ID
+
 log = logging.getLogger("quietly.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -19,6 +21,7 @@ def error_body(status: int, reason: str) -> web.Response:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -115,6 +115,8 @@ class Store:
         self._writer: Any = None
         self._reader: Any = None
         self._reader_lock = threading.Lock()
+        self._appender: Any = None
+        self._appender_lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
@@ -136,7 +138,7 @@ class Store:
         self._reader = make_client(self.settings, self.database)
 
     def close(self) -> None:
-        for c in (self._writer, self._reader):
+        for c in (self._writer, self._reader, self._appender):
             if c is not None:
                 with contextlib.suppress(Exception):
                     c.close()
@@ -152,6 +154,21 @@ class Store:
                 fmt="JSONCompactEachRow",
                 settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
             )
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    def append(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        """A small insert from a request handler (audit rows), on a client of its own: the
+        writer's belongs to the writer's thread, and an embedded reader stays read-only
+        once it ran a ``readonly`` query."""
+        if self._writer is None:
+            raise StorageError("ClickHouse is not reachable yet")
+        try:
+            with self._appender_lock:
+                if self._appender is None:
+                    self._appender = make_client(self.settings, self.database)
+                self._appender.raw_insert(table, list(columns), insert_block=data,
+                                          fmt="JSONCompactEachRow", settings=INSERT_SETTINGS)
         except Exception as exc:
             raise StorageError(str(exc)) from exc
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from importlib import resources
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from quietly_collector import audit
 from quietly_collector.body import BodyError, read_body
 from quietly_collector.ingest import BatchError
-from quietly_collector.keys import COLLECTOR
+from quietly_collector.keys import COLLECTOR, REQUEST_ID
 from quietly_collector.middlewares import error_body
 from quietly_collector.service import TooLarge
 from quietly_collector.spool import SpoolFull, SpoolUnavailable
@@ -121,12 +123,22 @@ async def post_sql(request: web.Request) -> web.Response:
         query = msgspec.json.decode(await request.read(), type=SqlRequest).sql
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return error_body(400, f'expected {{"sql": "SELECT ..."}}: {exc}')
+    store = request.app[COLLECTOR].store
+    error = ""
     try:
-        columns, rows = await asyncio.to_thread(
-            request.app[COLLECTOR].store.query, query, None, True
-        )
+        columns, rows = await asyncio.to_thread(store.query, query, None, True)
     except StorageError as exc:
-        return error_body(400, str(exc)[:2000])
+        columns, rows, error = [], [], str(exc)
+    detail: dict[str, Any] = {"sql": audit.clean(query)}
+    detail.update({"error": audit.clean(error, 300)} if error else {"rows": len(rows)})
+    row = audit.entry("admin", "sql", detail, request[REQUEST_ID], "error" if error else "ok")
+    try:
+        await asyncio.to_thread(audit.record, store, row)
+    except StorageError as exc:
+        # No answer leaves without its audit row.
+        return _unavailable(f"audit log not writable, answer withheld: {str(exc)[:300]}")
+    if error:
+        return error_body(400, error[:2000])
     # default=str: UUIDs, datetimes and decimals become their text form.
     text = json.dumps({"columns": columns, "rows": [list(r) for r in rows]}, default=str)
     return web.Response(text=text, content_type="application/json")
