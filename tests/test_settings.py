@@ -36,6 +36,17 @@ def test_write_keys_from_the_environment() -> None:
                             "project_b": "key2-0123456789abcdef"}
 
 
+def test_retention_per_table_from_the_environment() -> None:
+    from quietly_collector.settings import retention_of
+
+    s = load_settings(env={"QUIETLY_RETENTION_DAYS": "30", "QUIETLY_AGGREGATE_RETENTION_DAYS": "60",
+                           "QUIETLY_TABLE_RETENTION_DAYS": "agg_jobs=1_000,audit_log=730"})
+    assert s.table_retention_days == {"agg_jobs": 1000, "audit_log": 730}
+    assert [retention_of(s, t) for t in (
+        "events", "rejected_events", "agg_sessions", "agg_jobs", "deletion_receipts", "audit_log"
+    )] == [30, 30, 60, 1000, 0, 730]
+
+
 def test_clickhouse_url_switches_to_a_server() -> None:
     s = load_settings(env={"QUIETLY_CLICKHOUSE_URL": "http://u:p@ch:8123/analytics"})
     assert not s.embedded
@@ -54,6 +65,8 @@ def test_clickhouse_url_switches_to_a_server() -> None:
         ({"QUIETLY_WRITE_KEYS": "a=short"}, "at least 16"),
         ({"QUIETLY_SPOOL_MAX_BYTES": "0"}, "spool_max_bytes: must be positive"),
         ({"QUIETLY_DATABASE": "a;drop"}, "database"),
+        ({"QUIETLY_TABLE_RETENTION_DAYS": "evnts=30"}, "table_retention_days.evnts: not a"),
+        ({"QUIETLY_TABLE_RETENTION_DAYS": "events=soon"}, "events: expected an integer"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

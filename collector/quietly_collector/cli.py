@@ -1,4 +1,4 @@
-"""``quietly``: run the collector, apply migrations, query or import events."""
+"""``quietly``: run the collector, apply migrations, query or import events, gc."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(serve, FIELDS)
     mig = sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     _add_setting_flags(mig, (
-        *_COMMON, "retention_days", "rejected_retention_days",
+        *_COMMON, "retention_days", "rejected_retention_days", "aggregate_retention_days",
+        "table_retention_days",
         "activation_event", "production_environments", "perf_thresholds",
     ))
     sql = sub.add_parser("sql", help="run read-only SQL against the stored events")
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from quietly_collector import query_cli
 
     _add_setting_flags(query_cli.add_parser(sub), _COMMON)
+    from quietly_collector import gc_cli
+
+    _add_setting_flags(gc_cli.add_parser(sub), _COMMON)
     from quietly_collector import simulate
 
     _add_setting_flags(simulate.add_parser(sub), ("data_dir",))
@@ -108,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from quietly_collector.query_cli import run_query
 
         return run_query(args, settings)
+    if args.command == "gc":
+        from quietly_collector.gc_cli import run_gc_command
+
+        return run_gc_command(args, settings)
     if args.command == "simulate":
         from quietly_collector.simulate import run_simulate
 

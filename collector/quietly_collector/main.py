@@ -15,6 +15,7 @@ from quietly_collector.middlewares import errors
 from quietly_collector.routes import setup_routes
 from quietly_collector.service import Collector
 from quietly_collector.settings import Settings
+from quietly_collector.tasks import run_maintenance
 
 log = logging.getLogger("quietly")
 SHUTDOWN_DRAIN_SECONDS = 10.0
@@ -40,7 +41,8 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     app = web.Application(middlewares=[errors], client_max_size=settings.max_batch_bytes + 1)
     app[SETTINGS] = settings
     app[COLLECTOR] = collector or Collector(settings)
-    app.cleanup_ctx.append(_lifecycle)
+    # In this order: the tasks stop (reverse order) before the collector does.
+    app.cleanup_ctx.extend([_lifecycle, run_maintenance])
     setup_routes(app)
     return app
 

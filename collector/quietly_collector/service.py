@@ -26,6 +26,7 @@ from quietly_collector.ingest import (
     process_events,
     rejected_lines,
 )
+from quietly_collector.maintenance import MaintenanceState
 from quietly_collector.settings import Settings
 from quietly_collector.spool import KIND_DELETIONS, KIND_EVENTS, KIND_REJECTED, Spool
 from quietly_collector.store import StorageError, Store
@@ -74,6 +75,7 @@ class Collector:
         self.deleted = DeletedInstalls()
         self.writer: Writer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.maintenance = MaintenanceState()
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:

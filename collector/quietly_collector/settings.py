@@ -48,6 +48,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     future_tolerance_s: int = 60
     retention_days: int = 0
     rejected_retention_days: int = 30
+    aggregate_retention_days: int = 0
+    # Per table, over the three above; also deletion_receipts and audit_log (kept by default).
+    table_retention_days: dict[str, int] = msgspec.field(default_factory=dict)
+    # Expire TTL'd rows, re-check deletions (maintenance.py); 0: only `quietly gc`.
+    maintenance_interval_s: int = 3600
     log_level: str = "info"
     # Metrics (docs/metrics.md): written to the metric_settings tables at start.
     activation_event: str = "feature_used"
@@ -71,6 +76,37 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def embedded(self) -> bool:
         return not self.clickhouse_url
+
+
+# Tables with a retention TTL and the time it counts from. Aggregates that span days
+# count from their oldest time, so no row holds data older than the retention.
+RETENTION_COLUMNS: dict[str, str] = {
+    "events": "ts",
+    "rejected_events": "received_at",
+    "agg_install_day": "day",
+    "agg_sessions": "first_ts",
+    "agg_session_events": "first_ts",
+    "agg_features": "day",
+    "agg_performance": "day",
+    "agg_jobs": "first_seen",
+    "agg_surveys": "day",
+    "agg_deployments": "day",
+    "deletion_receipts": "received_at",
+    "audit_log": "at",
+}
+
+
+def retention_of(s: Settings, table: str) -> int:
+    """Days a table's rows are kept (0: forever)."""
+    if table in s.table_retention_days:
+        return s.table_retention_days[table]
+    if table == "events":
+        return s.retention_days
+    if table == "rejected_events":
+        return s.rejected_retention_days
+    if table.startswith("agg_"):
+        return s.aggregate_retention_days
+    return 0
 
 
 # The product's benchmark grades (issue #4): durations in ms, memory in MB, CPU in %.
@@ -114,7 +150,7 @@ def _parse_env_value(name: str, raw: str) -> Any:
     if isinstance(tp, msgspec.inspect.ListType):
         return [p.strip() for p in raw.split(",") if p.strip()]
     if isinstance(tp, msgspec.inspect.DictType):
-        out: dict[str, str] = {}
+        out: dict[str, Any] = {}
         for part in raw.split(","):
             if not part.strip():
                 continue
@@ -122,6 +158,11 @@ def _parse_env_value(name: str, raw: str) -> Any:
             if not sep or not key.strip() or not value.strip():
                 raise SettingsError(f"{name}: expected 'name=value,name2=value2', got {part!r}")
             out[key.strip()] = value.strip()
+            if isinstance(tp.value_type, msgspec.inspect.IntType):
+                try:
+                    out[key.strip()] = int(value.strip().replace("_", ""))
+                except ValueError as exc:
+                    raise SettingsError(f"{name}.{key.strip()}: expected an integer") from exc
         return out
     return raw
 
@@ -202,6 +243,18 @@ def _check(s: Settings) -> None:
                 f"{where}: expected 'target/good/acceptable[/unacceptable]', increasing,"
                 f" got {value!r}"
             )
+    for name in ("maintenance_interval_s", "retention_days", "rejected_retention_days",
+                 "aggregate_retention_days"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{name}: cannot be negative")
+    for table, days in s.table_retention_days.items():
+        if table not in RETENTION_COLUMNS:
+            raise SettingsError(
+                f"table_retention_days.{table}: not a table with retention; one of"
+                f" {', '.join(RETENTION_COLUMNS)}"
+            )
+        if days < 0:
+            raise SettingsError(f"table_retention_days.{table}: cannot be negative")
     for project, key in s.write_keys.items():
         if len(key) < 16:
             raise SettingsError(f"write_keys.{project}: keys must be at least 16 characters")

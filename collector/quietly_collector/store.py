@@ -279,27 +279,13 @@ def migrate(store: Store, settings: Settings) -> list[str]:
             f"INSERT INTO schema_migrations (version, name) VALUES ({version}, '{name}')"
         )
         applied.append(name)
-    _apply_ttl(store, "events", "ts", settings.retention_days)
-    _apply_ttl(store, "rejected_events", "received_at", settings.rejected_retention_days)
+    from quietly_collector.retention import apply_retention
+
+    apply_retention(store, settings)
     from quietly_collector.metric_config import write_metric_settings
 
     write_metric_settings(store, settings)
     return applied
-
-
-def _apply_ttl(store: Store, table: str, column: str, days: int) -> None:
-    _, rows = store.query(
-        "SELECT create_table_query FROM system.tables"
-        " WHERE database = currentDatabase() AND name = {t:String}",
-        {"t": table},
-    )
-    has_ttl = bool(rows) and " TTL " in str(rows[0][0])
-    if days > 0:
-        store.command(
-            f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalDay({days})"
-        )
-    elif has_ttl:
-        store.command(f"ALTER TABLE {table} REMOVE TTL")
 
 
 def data_dir_lock_hint(path: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from importlib import resources
 from typing import Any
 
@@ -164,6 +165,8 @@ async def get_stats(request: web.Request) -> web.Response:
                 "rows_deleted": c.counters["deletion_rows_deleted"],
                 "installs_deleted": len(c.deleted.hashes),
             },
+            "maintenance": {**asdict(c.maintenance),
+                            "interval_s": c.settings.maintenance_interval_s},
             "storage_ok": c.storage_ok,
             "last_storage_error": w.stats.last_error if w else "",
             "inserted_rows": w.stats.inserted_rows if w else 0,

@@ -84,6 +84,8 @@ class Writer:
         self._unchecked_end = Pos(0, 0)
         self._stopping = False
         self._idle = asyncio.Event()
+        # Held while storing; maintenance takes it so no insert interleaves (maintenance.py).
+        self.lock = asyncio.Lock()
 
     @property
     def backlog_rows(self) -> int:
@@ -113,7 +115,8 @@ class Writer:
                 except TimeoutError:
                     break
             try:
-                await self._flush_once()
+                async with self.lock:
+                    await self._flush_once()
                 backoff = 0.05
             except StorageError as exc:
                 self.stats.insert_failures += 1

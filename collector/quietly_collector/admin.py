@@ -1,0 +1,23 @@
+"""Admin actions beyond reading (admin token only; each writes one audit row)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from quietly_collector.keys import COLLECTOR, REQUEST_ID
+from quietly_collector.maintenance import maintain
+from quietly_collector.middlewares import error_body
+from quietly_collector.store import StorageError
+from quietly_collector.views import require_admin
+
+
+async def post_gc(request: web.Request) -> web.Response:
+    """Run one maintenance cycle now (what ``quietly gc`` asks a running collector)."""
+    denied = require_admin(request)
+    if denied is not None:
+        return denied
+    try:
+        report = await maintain(request.app[COLLECTOR], "admin", request[REQUEST_ID])
+    except StorageError as exc:
+        return error_body(503, f"maintenance failed: {str(exc)[:500]}")
+    return web.json_response(report.as_json())

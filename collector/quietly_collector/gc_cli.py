@@ -1,0 +1,104 @@
+"""``quietly gc``: one maintenance cycle now (maintenance.py).
+
+With the embedded store the data directory belongs to the running collector, so
+the command asks it (``POST /v1/admin/gc``, admin token), as ``quietly sql`` does.
+``--direct`` runs the cycle itself: on a stopped embedded store, or on a
+ClickHouse server (the default there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from quietly_collector.settings import Settings
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "gc", help="expire rows past their retention now, re-check deletions",
+        description="Run one maintenance cycle now: rows past their table's TTL are removed,"
+        " rows of deleted installs are searched for and removed, failed mutations are"
+        " cleared. Writes one audit_log row.",
+    )
+    p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
+    p.add_argument("--direct", action="store_true",
+                   help="run on the store directly (a ClickHouse server, or no collector running)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def run_gc_command(args: argparse.Namespace, settings: Settings) -> int:
+    direct = args.direct or not settings.embedded
+    got = _direct(settings) if direct else _over_http(args, settings)
+    if isinstance(got, int):
+        return got
+    if args.format == "json":
+        print(json.dumps(got))
+        return 0
+    expired = got["expired_rows"]
+    strays = got["stray_rows_deleted"]
+    print("expired rows removed: "
+          + (", ".join(f"{t} {n}" for t, n in sorted(expired.items())) or "none"))
+    print("rows of deleted installs removed: "
+          + (", ".join(f"{t} {n}" for t, n in sorted(strays.items())) or "none"))
+    print(f"failed mutations cleared: {got['mutations_killed']}")
+    print(f"took {got['seconds']} s")
+    return 0
+
+
+def _direct(settings: Settings) -> dict[str, Any] | int:
+    from quietly_collector import audit
+    from quietly_collector.maintenance import run_gc
+    from quietly_collector.store import Store
+
+    store = Store(settings)
+    try:
+        store.connect()
+        report = run_gc(store).as_json()
+        store.append(audit.AUDIT_TABLE, audit.AUDIT_COLUMNS,
+                     audit.encode([audit.entry("cli", "gc", report)]))
+    except Exception as exc:
+        print(f"quietly: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return report
+
+
+def _over_http(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
+    from quietly_collector.credentials import read_admin_token
+
+    url = (args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080").rstrip("/")
+    token = read_admin_token(settings)
+    if not token:
+        print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
+        return 2
+    req = urllib.request.Request(
+        url + "/v1/admin/gc", data=b"", method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        # A cycle on a large store can take minutes (it rewrites expired partitions).
+        with urllib.request.urlopen(req, timeout=3600) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            reason = exc.reason
+        print(f"quietly: {reason}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(
+            f"quietly: cannot reach a collector at {url} ({exc.reason}). Start one with"
+            " 'quietly serve', or use --direct when no collector holds the data directory.",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,154 @@
+"""One maintenance cycle (``quietly gc``, ``POST /v1/admin/gc``, and every
+``maintenance_interval_s``): expired rows gone now, deleted installs gone
+everywhere, failed mutations cleared.
+
+1. Mutations of this database that failed (``latest_fail_reason``) are killed:
+   they would retry forever. What they were for is redone below.
+2. Every partition holding a part with rows past its TTL gets
+   ``ALTER TABLE ... MATERIALIZE TTL IN PARTITION`` (synchronous), which rewrites
+   it without them. ClickHouse finds such parts itself only at its next TTL merge
+   (``merge_with_ttl_timeout``, 4 h on a server).
+3. Every per-install table is searched for installs that have a deletion
+   receipt; rows found (an insert racing a deletion, another collector, a
+   restore) are deleted like a deletion request deletes them.
+
+It runs under the writer's lock, so no insert or deletion interleaves with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from quietly_collector import audit
+from quietly_collector.deletion import RECEIPTS_TABLE, per_install_tables
+from quietly_collector.store import Store
+
+if TYPE_CHECKING:
+    from quietly_collector.service import Collector
+
+log = logging.getLogger("quietly.maintenance")
+
+_EXPIRED_SQL = (
+    "SELECT table, partition_id, sum(rows) FROM system.parts"
+    " WHERE database = currentDatabase() AND active"
+    " AND delete_ttl_info_min > toDateTime(0) AND delete_ttl_info_min <= now()"
+    " GROUP BY table, partition_id ORDER BY table, partition_id"
+)
+_ROWS_SQL = (
+    "SELECT sum(rows) FROM system.parts WHERE database = currentDatabase() AND active"
+    " AND table = {t:String} AND partition_id = {p:String}"
+)
+_FAILED_SQL = (
+    "SELECT count() FROM system.mutations WHERE database = currentDatabase()"
+    " AND NOT is_done AND latest_fail_reason != ''"
+)
+
+
+@dataclass
+class GcReport:
+    expired_rows: dict[str, int] = field(default_factory=dict)
+    stray_rows: dict[str, int] = field(default_factory=dict)
+    mutations_killed: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "expired_rows": self.expired_rows,
+            "stray_rows_deleted": self.stray_rows,
+            "mutations_killed": self.mutations_killed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def run_gc(store: Store) -> GcReport:
+    """Blocking: run in a thread, holding the writer's lock."""
+    started = time.perf_counter()
+    report = GcReport()
+    _, [(failed,)] = store.query(_FAILED_SQL)
+    if failed:
+        store.write_command(
+            "KILL MUTATION WHERE database = currentDatabase()"
+            " AND NOT is_done AND latest_fail_reason != '' SYNC"
+        )
+        report.mutations_killed = int(failed)
+    _, partitions = store.query(_EXPIRED_SQL)
+    for table, partition, before in partitions:
+        pid = str(partition).replace("\\", "\\\\").replace("'", "\\'")
+        store.write_command(
+            f"ALTER TABLE {_quote(str(table))} MATERIALIZE TTL IN PARTITION ID '{pid}'",
+            {"mutations_sync": 2},
+        )
+        _, [(after,)] = store.query(_ROWS_SQL, {"t": table, "p": partition})
+        gone = int(before) - int(after or 0)
+        if gone:
+            report.expired_rows[str(table)] = report.expired_rows.get(str(table), 0) + gone
+    for table in per_install_tables(store):
+        q = _quote(table)
+        _, found = store.query(
+            f"SELECT install_hash, count() FROM {q} WHERE install_hash IN"
+            f" (SELECT install_hash FROM {RECEIPTS_TABLE}) GROUP BY install_hash"
+        )
+        if not found:
+            continue
+        # Our own HMAC values: safe to inline (ALTER takes no query parameters).
+        in_list = ",".join(str(int(h)) for h, _ in found)
+        store.write_command(
+            f"ALTER TABLE {q} DELETE WHERE install_hash IN ({in_list})", {"mutations_sync": 2}
+        )
+        report.stray_rows[table] = sum(int(n) for _, n in found)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class MaintenanceState:
+    runs: int = 0
+    last_at: str = ""
+    last: dict[str, Any] = field(default_factory=dict)
+    last_error: str = ""
+
+
+async def maintain(collector: Collector, actor: str, request_id: str = "") -> GcReport:
+    """One cycle, then its audit row. Shielded: a cancelled caller (a client that hung
+    up, shutdown) leaves the cycle to finish and release the writer's lock."""
+    return await asyncio.shield(_maintain(collector, actor, request_id))
+
+
+async def _maintain(c: Collector, actor: str, request_id: str) -> GcReport:
+    state = c.maintenance
+    try:
+        if c.writer is not None:
+            async with c.writer.lock:
+                report = await asyncio.to_thread(run_gc, c.store)
+        else:
+            report = await asyncio.to_thread(run_gc, c.store)
+    except Exception as exc:
+        state.last_error = str(exc)[:500]
+        c.counters["gc_failures"] += 1
+        row = audit.entry(actor, "gc", {"error": audit.clean(str(exc), 500)}, request_id,
+                          "error")
+        try:
+            await asyncio.to_thread(audit.record, c.store, row)
+        except Exception:
+            log.exception("could not write the audit row of a failed maintenance cycle")
+        raise
+    state.runs += 1
+    state.last_at = datetime.now(UTC).isoformat()
+    state.last = report.as_json()
+    state.last_error = ""
+    c.counters["gc_runs"] += 1
+    c.counters["gc_rows_expired"] += sum(report.expired_rows.values())
+    c.counters["deletion_stray_rows_deleted"] += sum(report.stray_rows.values())
+    c.counters["gc_mutations_killed"] += report.mutations_killed
+    await asyncio.to_thread(audit.record, c.store, audit.entry(actor, "gc", state.last,
+                                                               request_id))
+    return report
