@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(query_cli.add_parser(sub), _COMMON)
     from quietly_collector import gc_cli
 
-    _add_setting_flags(gc_cli.add_parser(sub), _COMMON)
+    _add_setting_flags(gc_cli.add_parser(sub), (*_COMMON, "keys_file"))
     from quietly_collector import simulate
 
     _add_setting_flags(simulate.add_parser(sub), ("data_dir",))
@@ -127,7 +127,10 @@ def _serve(settings: Settings) -> int:
     from quietly_collector.credentials import load_credentials
     from quietly_collector.main import serve
 
-    cred = load_credentials(settings)
+    try:
+        cred = load_credentials(settings)
+    except ValueError as exc:  # a bad keys file or secret
+        return _fatal(exc, settings)
     if cred.generated_write_key:
         state = "generated" if cred.generated_write_key_new else "reusing"
         print(

@@ -14,8 +14,12 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quietly_collector.settings import Settings
+
+if TYPE_CHECKING:
+    from quietly_collector.keyfile import KeysWatcher
 
 DEV_KEY_FILE = "dev-write-key"
 ADMIN_TOKEN_FILE = "admin-token"
@@ -48,13 +52,34 @@ class KeyRing:
 
     _write: list[tuple[bytes, str]] = field(default_factory=list)
     _admin: list[bytes] = field(default_factory=list)
+    # From the settings; a keys file (keyfile.py) is laid over these.
+    _base_write: list[tuple[bytes, str]] = field(default_factory=list)
+    _base_admin: list[bytes] = field(default_factory=list)
 
     def set_write_keys(self, keys: dict[str, str]) -> None:
-        # Replacing the list in one assignment lets keys rotate without a restart.
-        self._write = [(_digest(k), project) for project, k in keys.items()]
+        self._base_write = [(_digest(k), project) for project, k in keys.items()]
+        self._write = list(self._base_write)
 
     def set_admin_tokens(self, tokens: list[str]) -> None:
-        self._admin = [_digest(t) for t in tokens if t]
+        self._base_admin = [_digest(t) for t in tokens if t]
+        self._admin = list(self._base_admin)
+
+    def apply_file(self, write: list[tuple[str, str]], admin: list[str]) -> None:
+        """Keys of a keys file: its projects replace the settings' keys of the same name,
+        its admin tokens (when it has any) replace the settings' token."""
+        projects = {p for p, _ in write}
+        # Each list is replaced in one assignment: requests see the old or the new keys.
+        self._write = [(d, p) for d, p in self._base_write if p not in projects] + [
+            (_digest(k), p) for p, k in write
+        ]
+        self._admin = [_digest(t) for t in admin] if admin else list(self._base_admin)
+
+    def snapshot(self) -> tuple[dict[str, frozenset[bytes]], frozenset[bytes]]:
+        """Digests by project, and admin digests: to tell what a reload changed."""
+        by_project: dict[str, set[bytes]] = {}
+        for digest, project in self._write:
+            by_project.setdefault(project, set()).add(digest)
+        return {p: frozenset(d) for p, d in by_project.items()}, frozenset(self._admin)
 
     def project_for(self, token: str) -> str | None:
         digest = _digest(token)
@@ -83,6 +108,7 @@ class Credentials:
     generated_write_key_new: bool = False
     generated_admin_token: str | None = None
     generated_admin_token_new: bool = False
+    keys_watch: KeysWatcher | None = None
 
 
 def load_credentials(settings: Settings) -> Credentials:
@@ -90,7 +116,7 @@ def load_credentials(settings: Settings) -> Credentials:
     ring = KeyRing()
     cred = Credentials(keys=ring, pseudonym_secret=b"")
     write_keys = dict(settings.write_keys)
-    if not write_keys:
+    if not write_keys and not settings.keys_file:
         key, new = _read_or_create(data / DEV_KEY_FILE, "qk_dev_" + secrets.token_urlsafe(24))
         write_keys = {DEV_PROJECT: key}
         cred.generated_write_key, cred.generated_write_key_new = key, new
@@ -100,6 +126,11 @@ def load_credentials(settings: Settings) -> Credentials:
         admin, new = _read_or_create(data / ADMIN_TOKEN_FILE, "qa_" + secrets.token_urlsafe(32))
         cred.generated_admin_token, cred.generated_admin_token_new = admin, new
     ring.set_admin_tokens([admin])
+    if settings.keys_file:
+        from quietly_collector.keyfile import KeysWatcher
+
+        cred.keys_watch = KeysWatcher(Path(settings.keys_file), ring)
+        cred.keys_watch.reload()  # a bad file stops the start (KeysFileError)
     if settings.pseudonym_secret:
         cred.pseudonym_secret = settings.pseudonym_secret.encode("utf-8")
     else:
@@ -114,6 +145,15 @@ def read_admin_token(settings: Settings) -> str | None:
     """The admin token the CLI should present: configured, or the generated one."""
     if settings.admin_token:
         return settings.admin_token
+    if settings.keys_file:
+        from quietly_collector.keyfile import KeysFileError, read_keys_file
+
+        try:
+            admin = read_keys_file(Path(settings.keys_file)).admin
+        except KeysFileError:
+            admin = []
+        if admin:
+            return admin[0]
     try:
         return (settings.data_path / ADMIN_TOKEN_FILE).read_text(encoding="utf-8").strip()
     except FileNotFoundError:

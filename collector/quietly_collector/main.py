@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from quietly_collector.keys import COLLECTOR, SETTINGS
+from quietly_collector.keys import COLLECTOR, KEYS_RELOAD, SETTINGS
 from quietly_collector.middlewares import errors
 from quietly_collector.routes import setup_routes
 from quietly_collector.service import Collector
 from quietly_collector.settings import Settings
-from quietly_collector.tasks import run_maintenance
+from quietly_collector.tasks import run_maintenance, watch_keys
 
 log = logging.getLogger("quietly")
 SHUTDOWN_DRAIN_SECONDS = 10.0
@@ -41,8 +41,9 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     app = web.Application(middlewares=[errors], client_max_size=settings.max_batch_bytes + 1)
     app[SETTINGS] = settings
     app[COLLECTOR] = collector or Collector(settings)
+    app[KEYS_RELOAD] = asyncio.Event()
     # In this order: the tasks stop (reverse order) before the collector does.
-    app.cleanup_ctx.extend([_lifecycle, run_maintenance])
+    app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys])
     setup_routes(app)
     return app
 
@@ -71,6 +72,7 @@ async def serve(settings: Settings, on_ready: Callable[[int], None] | None = Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app[KEYS_RELOAD].set)
     try:
         await stop.wait()
     finally:

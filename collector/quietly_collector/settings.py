@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     database: str = "quietly"
     write_keys: dict[str, str] = msgspec.field(default_factory=dict)
     admin_token: str = ""
+    # TOML file of write keys and admin tokens, re-read while running (keyfile.py).
+    keys_file: str = ""
     schema_dirs: list[str] = msgspec.field(default_factory=list)
     pseudonym_secret: str = ""
     spool_dir: str = ""

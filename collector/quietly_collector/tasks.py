@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from quietly_collector.keys import COLLECTOR
+from quietly_collector import audit
+from quietly_collector.keyfile import KeysFileError
+from quietly_collector.keys import COLLECTOR, KEYS_RELOAD
 from quietly_collector.maintenance import maintain
 
 log = logging.getLogger("quietly.tasks")
+KEYS_POLL_SECONDS = 1.0
 
 
 async def run_maintenance(app: web.Application) -> AsyncIterator[None]:
@@ -37,3 +40,44 @@ async def run_maintenance(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     if task is not None:
         await task  # a cycle under way finishes: it holds the writer's lock
+
+
+async def watch_keys(app: web.Application) -> AsyncIterator[None]:
+    collector = app[COLLECTOR]
+    hup = app[KEYS_RELOAD]
+    watcher = collector.credentials.keys_watch
+
+    async def reload(source: str) -> None:
+        if watcher is None:
+            log.warning("SIGHUP: no keys_file is configured; nothing to reload")
+            return
+        try:
+            detail = watcher.reload()
+            row = audit.entry("system", "key_reload", {"source": source, **detail})
+            log.info("keys reloaded from %s (%s): %s", watcher.path, source, detail)
+        except KeysFileError as exc:
+            log.error("keys file not reloaded, the keys stay as they were: %s", exc)
+            row = audit.entry("system", "key_reload", {"source": source,
+                                                       "error": audit.clean(str(exc), 500)},
+                              outcome="error")
+        try:
+            await asyncio.to_thread(audit.record, collector.store, row)
+        except Exception as exc:
+            # The keys changed anyway: revoking a key must not wait for storage.
+            collector.counters["audit_write_failures"] += 1
+            log.error("audit row of a key reload not written: %s", exc)
+
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.wait_for(hup.wait(), KEYS_POLL_SECONDS)
+                hup.clear()
+                await reload("sighup")
+            except TimeoutError:
+                if watcher is not None and watcher.changed():
+                    await reload("file")
+
+    task = asyncio.create_task(loop(), name="quietly-keys-watch")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
