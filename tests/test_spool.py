@@ -141,3 +141,70 @@ async def test_segments_rotate_and_committed_ones_are_deleted(tmp_path: Path) ->
     assert s.checkpoint == Pos(records[-1].end.seg, records[-1].end.off)
     task.cancel()
     s.close()
+
+
+async def test_a_flipped_length_field_loses_only_that_record(tmp_path: Path) -> None:
+    s = _spool(tmp_path)
+    s.open()
+    task = await _with_sync(s)
+    payloads = await _fill(s, 5)
+    middle = s.read(s.checkpoint, s.write_pos, 3)[2]
+    task.cancel()
+    s.close()
+    seg = next(tmp_path.glob("*.wal"))
+    data = bytearray(seg.read_bytes())
+    data[middle.start.off + 1] ^= 0x40  # the length now points far past the record
+    seg.write_bytes(bytes(data))
+
+    again = _spool(tmp_path)
+    rec = again.open()
+    # The records after it are found again, not lost with it.
+    assert (rec.records, rec.damaged, rec.truncated_bytes) == (4, 1, 0)
+    got = [r.payload for r in again.read(again.checkpoint, again.write_pos, 100) if r.kind]
+    assert got == payloads[:2] + payloads[3:]
+    task = await _with_sync(again)
+    more = await _fill(again, 1)
+    assert again.read(again.checkpoint, again.write_pos, 100)[-1].payload == more[0]
+    task.cancel()
+    again.close()
+
+
+async def test_a_segment_cut_in_the_middle_keeps_every_other_segment(tmp_path: Path) -> None:
+    s = _spool(tmp_path, segment=40)  # about three records per segment
+    s.open()
+    task = await _with_sync(s)
+    payloads = await _fill(s, 12)
+    records = s.read(s.checkpoint, s.write_pos, 100)
+    task.cancel()
+    s.close()
+    segs = sorted(tmp_path.glob("*.wal"))
+    assert len(segs) >= 3
+    # The second segment loses its end in the middle of its second record.
+    in_second = [r for r in records if r.start.seg == int(segs[1].stem)]
+    cut = in_second[1].start.off + 5
+    os.truncate(segs[1], cut)
+
+    again = _spool(tmp_path, segment=40)
+    rec = again.open()
+    lost = {r.payload for r in in_second[1:]}
+    assert rec.damaged == 1 and rec.records == len(payloads) - len(lost)
+    got = [r.payload for r in again.read(again.checkpoint, again.write_pos, 100) if r.kind]
+    assert got == [p for p in payloads if p not in lost]
+    again.close()
+
+
+async def test_a_spool_never_committed_is_read_from_its_first_segment(tmp_path: Path) -> None:
+    # Storage down since the first start: no checkpoint yet, several segments.
+    s = _spool(tmp_path, segment=40)
+    s.open()
+    task = await _with_sync(s)
+    payloads = await _fill(s, 12)
+    task.cancel()
+    s.close()
+    assert len(list(tmp_path.glob("*.wal"))) > 2
+
+    again = _spool(tmp_path, segment=40)
+    assert again.open().records == 12
+    got = [r.payload for r in again.read(again.checkpoint, again.write_pos, 100)]
+    assert got == payloads and again.pending_rows == 12
+    again.close()

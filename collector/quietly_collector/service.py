@@ -28,7 +28,7 @@ from quietly_collector.ingest import (
 )
 from quietly_collector.maintenance import MaintenanceState
 from quietly_collector.settings import Settings
-from quietly_collector.spool import KIND_DELETIONS, KIND_EVENTS, KIND_REJECTED, Spool
+from quietly_collector.spool import KIND_DELETIONS, KIND_EVENTS, KIND_REJECTED, Pos, Spool
 from quietly_collector.store import StorageError, Store
 from quietly_collector.writer import Writer, line_event_id
 from quietly_schemas import Catalog, load_catalog
@@ -99,6 +99,7 @@ class Collector:
             deleted=self.deleted,
         )
         self.counters["spool_damaged_records"] += recovery.damaged
+        self.counters["spool_torn_bytes"] += recovery.truncated_bytes
         self._tasks = [
             asyncio.create_task(self.spool.sync_loop(), name="quietly-spool-sync"),
             asyncio.create_task(self.writer.run(), name="quietly-writer"),
@@ -124,9 +125,13 @@ class Collector:
         self.recent.horizon = horizon
         for event_id, received in reversed(rows):
             self.recent.add(event_id, received.replace(tzinfo=UTC))
-        end = self.spool.write_pos
-        records = await asyncio.to_thread(self.spool.read, self.spool.checkpoint, end, 1 << 62)
-        for r in records:
+        await asyncio.to_thread(self._preload_spool, self.spool.checkpoint, self.spool.write_pos,
+                                now)
+
+    def _preload_spool(self, start: Pos, end: Pos, now: datetime) -> None:
+        # Record by record: a full spool (1 GiB by default) is never in memory at once.
+        # In a thread, before anything else runs: nothing else touches these yet.
+        for r in self.spool.records(start, end):
             if r.kind == KIND_EVENTS:
                 for line in r.payload.splitlines():
                     self.recent.add(line_event_id(line), now)

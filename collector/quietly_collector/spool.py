@@ -1,13 +1,11 @@
 """Write-ahead spool: an acknowledged batch is on disk, fsynced, before the 200.
 
-Records are appended to numbered segment files. Many requests share one fsync
-(group commit): each appends, then waits until the sync loop has flushed a
-position at or past its record. A checkpoint file records how far the writer
-has stored into ClickHouse; segments wholly before it are deleted.
-
-Record layout: ``<u32 payload length><u32 crc32><u8 kind><u32 rows><payload>``,
-where the CRC covers kind, rows and payload. A torn or corrupt tail is cut off
-at start-up and counted; intact records before it are kept.
+Records are appended to numbered segment files (layout in spoolfile.py). Many
+requests share one fsync (group commit): each appends, then waits until the
+sync loop has flushed a position at or past its record. A checkpoint file
+records how far the writer has stored into ClickHouse; segments wholly before
+it are deleted. A torn or corrupt tail is cut off at start-up and counted;
+damaged records in the middle are skipped and counted; intact ones are kept.
 """
 
 from __future__ import annotations
@@ -15,23 +13,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
-import zlib
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+
+from quietly_collector.spoolfile import (
+    KIND_DAMAGED,
+    KIND_DELETIONS,
+    KIND_EVENTS,
+    KIND_REJECTED,
+    Pos,
+    Record,
+    Recovery,
+    encode_record,
+    fsync_dir,
+    read_ints,
+    scan,
+    write_atomic,
+)
 
 log = logging.getLogger("quietly.spool")
 
-HEADER = struct.Struct("<IIBI")
-KIND_EVENTS = 1
-KIND_REJECTED = 2
-# A deletion_request, applied by the writer after every record before it.
-KIND_DELETIONS = 3
-KINDS = (KIND_EVENTS, KIND_REJECTED, KIND_DELETIONS)
-_MAX_RECORD = 1 << 30
+__all__ = [
+    "KIND_DAMAGED", "KIND_DELETIONS", "KIND_EVENTS", "KIND_REJECTED", "Pos", "Record",
+    "Recovery", "Spool", "SpoolFull", "SpoolUnavailable", "encode_record",
+]
 
 
 class SpoolFull(Exception):
@@ -40,36 +48,6 @@ class SpoolFull(Exception):
 
 class SpoolUnavailable(Exception):
     """The disk refused a write or an fsync; nothing was acknowledged."""
-
-
-class Pos(NamedTuple):
-    seg: int
-    off: int
-
-
-@dataclass
-class Record:
-    start: Pos
-    end: Pos
-    kind: int
-    rows: int
-    payload: bytes
-
-
-@dataclass
-class Recovery:
-    records: int = 0
-    rows: int = 0
-    damaged: int = 0
-    truncated_bytes: int = 0
-
-
-def _crc(kind: int, rows: int, payload: bytes) -> int:
-    return zlib.crc32(payload, zlib.crc32(struct.pack("<BI", kind, rows))) & 0xFFFFFFFF
-
-
-def encode_record(kind: int, rows: int, payload: bytes) -> bytes:
-    return HEADER.pack(len(payload), _crc(kind, rows, payload), kind, rows) + payload
 
 
 @dataclass
@@ -87,13 +65,18 @@ class Spool:
     _broken: OSError | None = None
     pending_rows: int = 0
     recovery: Recovery = field(default_factory=Recovery)
+    identity: str = ""
+    # The span the writer was storing when the last process stopped (see begin()).
+    inflight: tuple[Pos, Pos] | None = None
     # Set whenever a record is appended; the writer waits on it.
     appended: asyncio.Event | None = None
 
     # -- start-up -----------------------------------------------------------
     def open(self) -> Recovery:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.identity = self._read_identity()
         self._checkpoint = self._read_checkpoint()
+        self.inflight = self._read_inflight()
         segs = self._segments()
         for seg in segs:
             if seg < self._checkpoint.seg:
@@ -103,13 +86,18 @@ class Spool:
         for seg in segs:
             start = self._checkpoint.off if seg == self._checkpoint.seg else 0
             good_end = start
-            for r in self._scan(seg, start, rec):
-                rec.records += 1
-                rec.rows += r.rows
+            # Earlier segments are complete: damage at their end is skipped, not cut.
+            for r in scan(self._path(seg), seg, start, None, whole=seg != segs[-1]):
+                if r.kind == KIND_DAMAGED:
+                    rec.damaged += 1
+                else:
+                    rec.records += 1
+                    rec.rows += r.rows
                 good_end = r.end.off
             size = self._path(seg).stat().st_size
             if size > good_end and seg == segs[-1]:
                 # A torn last write: cut it so new records follow intact ones.
+                rec.damaged += 1
                 rec.truncated_bytes += size - good_end
                 os.truncate(self._path(seg), good_end)
                 size = good_end
@@ -117,7 +105,8 @@ class Spool:
         self._seg = segs[-1] if segs else max(self._checkpoint.seg, 1)
         self._sizes.setdefault(self._seg, 0)
         if self._checkpoint.seg == 0:
-            self._checkpoint = Pos(self._seg, 0)
+            # Never committed: everything from the first segment on is still to store.
+            self._checkpoint = Pos(segs[0] if segs else self._seg, 0)
         self._fd = os.open(self._path(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.pending_rows = rec.rows
         self.recovery = rec
@@ -130,6 +119,17 @@ class Spool:
                 rec.truncated_bytes,
             )
         return rec
+
+    def _read_identity(self) -> str:
+        """A name for this spool, unique across spools: part of every insert's
+        deduplication token, so two spools (a replaced disk, a second collector)
+        never share tokens on one ClickHouse."""
+        path = self.directory / "id"
+        value = path.read_text().strip() if path.exists() else ""
+        if not value:
+            value = uuid.uuid4().hex
+            write_atomic(path, value + "\n")
+        return value
 
     def _segments(self) -> list[int]:
         out = []
@@ -144,30 +144,12 @@ class Spool:
         return self.directory / f"{seg:012d}.wal"
 
     def _read_checkpoint(self) -> Pos:
-        try:
-            seg, off = (self.directory / "checkpoint").read_text().split()
-            return Pos(int(seg), int(off))
-        except (FileNotFoundError, ValueError):
-            return Pos(0, 0)
+        seg_off = read_ints(self.directory / "checkpoint", 2)
+        return Pos(*seg_off) if seg_off else Pos(0, 0)
 
-    def _scan(self, seg: int, start: int, rec: Recovery | None) -> Iterator[Record]:
-        """Yield intact records of a segment from ``start``; skip corrupt ones."""
-        with open(self._path(seg), "rb") as fh:
-            data = fh.read()
-        off = start
-        while off + HEADER.size <= len(data):
-            length, crc, kind, rows = HEADER.unpack_from(data, off)
-            end = off + HEADER.size + length
-            if length > _MAX_RECORD or end > len(data):
-                break  # torn tail: the length points past the end
-            payload = data[off + HEADER.size : end]
-            if _crc(kind, rows, payload) != crc or kind not in KINDS:
-                if rec is not None:
-                    rec.damaged += 1
-                off = end
-                continue
-            yield Record(Pos(seg, off), Pos(seg, end), kind, rows, payload)
-            off = end
+    def _read_inflight(self) -> tuple[Pos, Pos] | None:
+        span = read_ints(self.directory / "inflight", 4)
+        return (Pos(*span[:2]), Pos(*span[2:])) if span else None
 
     # -- appending ----------------------------------------------------------
     @property
@@ -178,6 +160,11 @@ class Spool:
     def pending_bytes(self) -> int:
         ck = self._checkpoint
         return sum(size for seg, size in self._sizes.items() if seg >= ck.seg) - ck.off
+
+    @property
+    def broken(self) -> bool:
+        """An fsync failed: nothing is acknowledged until a restart."""
+        return self._broken is not None
 
     @property
     def full(self) -> bool:
@@ -217,12 +204,7 @@ class Spool:
         self._seg += 1
         self._sizes[self._seg] = 0
         self._fd = os.open(self._path(self._seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        # The new file's directory entry must survive a crash too.
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(self.directory)  # the new file's entry must survive a crash too
 
     async def wait_durable(self, pos: Pos) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -267,50 +249,34 @@ class Spool:
         ``max_rows`` rows (but at least one record). Safe to call from a thread."""
         out: list[Record] = []
         rows = 0
-        seg, off = start
-        while (seg, off) < end and rows < max_rows:
-            limit = end.off if seg == end.seg else None
-            advanced = False
-            for r in self._scan_range(seg, off, limit):
-                out.append(r)
-                rows += r.rows
-                seg, off = r.end
-                advanced = True
-                if rows >= max_rows:
-                    return out
-            if seg < end.seg:
-                seg, off = seg + 1, 0
-            elif not advanced:
+        for r in self.records(start, end):
+            out.append(r)
+            rows += r.rows
+            if rows >= max_rows:
                 break
         return out
 
-    def _scan_range(self, seg: int, start: int, limit: int | None) -> Iterator[Record]:
-        path = self._path(seg)
-        if not path.exists():
-            return
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read() if limit is None else fh.read(limit - start)
-        off = 0
-        while off + HEADER.size <= len(data):
-            length, crc, kind, rows = HEADER.unpack_from(data, off)
-            end = off + HEADER.size + length
-            if end > len(data):
-                break
-            payload = data[off + HEADER.size : end]
-            if _crc(kind, rows, payload) == crc:
-                yield Record(Pos(seg, start + off), Pos(seg, start + end), kind, rows, payload)
-            else:
-                # Skipped like at recovery; an empty record keeps the cursor moving.
-                log.warning("spool: corrupt record at %s:%d skipped", seg, start + off)
-                yield Record(Pos(seg, start + off), Pos(seg, start + end), 0, 0, b"")
-            off = end
+    def records(self, start: Pos, end: Pos) -> Iterator[Record]:
+        """Stream the records from ``start`` up to ``end``; damaged ones come as
+        ``KIND_DAMAGED`` (no rows) so a cursor moves past them."""
+        seg, off = start
+        while (seg, off) < end:
+            limit = end.off if seg == end.seg else None
+            for r in scan(self._path(seg), seg, off, limit, whole=True):
+                if r.kind == KIND_DAMAGED:
+                    log.warning("spool: damaged bytes %s:%d-%d skipped", seg, r.start.off,
+                                r.end.off)
+                yield r
+            seg, off = seg + 1, 0
+
+    def begin(self, start: Pos, end: Pos) -> None:
+        """Note the span the writer is about to store, so that after a crash its
+        successor retries exactly that span (same deduplication token)."""
+        write_atomic(self.directory / "inflight", f"{start.seg} {start.off} {end.seg} {end.off}\n")
 
     def commit(self, pos: Pos, rows: int) -> None:
         """Everything before ``pos`` is in ClickHouse: move the checkpoint, drop old segments."""
-        tmp = self.directory / "checkpoint.tmp"
-        tmp.write_text(f"{pos.seg} {pos.off}\n")
-        os.replace(tmp, self.directory / "checkpoint")
+        write_atomic(self.directory / "checkpoint", f"{pos.seg} {pos.off}\n")
         self._checkpoint = pos
         self.pending_rows = max(0, self.pending_rows - rows)
         for seg in [s for s in self._sizes if s < pos.seg]:
