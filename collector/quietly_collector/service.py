@@ -27,6 +27,7 @@ from quietly_collector.ingest import (
     rejected_lines,
 )
 from quietly_collector.maintenance import MaintenanceState
+from quietly_collector.ratelimit import RateLimiter
 from quietly_collector.settings import Settings
 from quietly_collector.spool import KIND_DELETIONS, KIND_EVENTS, KIND_REJECTED, Pos, Spool
 from quietly_collector.store import StorageError, Store
@@ -75,6 +76,7 @@ class Collector:
         self.deleted = DeletedInstalls()
         self.writer: Writer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self.maintenance = MaintenanceState()
 
     # -- lifecycle ------------------------------------------------------------

@@ -35,6 +35,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     admin_token: str = ""
     # TOML file of write keys and admin tokens, re-read while running (keyfile.py).
     keys_file: str = ""
+    # Token bucket per project, in events; 0 turns it off.
+    rate_limit_events_per_s: int = 0
+    rate_limit_burst: int = 10_000
     schema_dirs: list[str] = msgspec.field(default_factory=list)
     pseudonym_secret: str = ""
     spool_dir: str = ""
@@ -245,10 +248,12 @@ def _check(s: Settings) -> None:
                 f"{where}: expected 'target/good/acceptable[/unacceptable]', increasing,"
                 f" got {value!r}"
             )
-    for name in ("maintenance_interval_s", "retention_days", "rejected_retention_days",
-                 "aggregate_retention_days"):
+    for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
+                 "rejected_retention_days", "aggregate_retention_days"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")
+    if s.rate_limit_burst <= 0:
+        raise SettingsError("rate_limit_burst: must be positive")
     for table, days in s.table_retention_days.items():
         if table not in RETENTION_COLUMNS:
             raise SettingsError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import asdict
 from importlib import resources
 from typing import Any
@@ -16,7 +17,7 @@ from quietly_collector.body import BodyError, read_body
 from quietly_collector.ingest import BatchError
 from quietly_collector.keys import COLLECTOR, REQUEST_ID
 from quietly_collector.middlewares import error_body
-from quietly_collector.service import TooLarge
+from quietly_collector.service import Collector, TooLarge
 from quietly_collector.spool import SpoolFull, SpoolUnavailable
 from quietly_collector.store import StorageError
 
@@ -64,6 +65,10 @@ async def post_batch(request: web.Request) -> web.Response:
     project = collector.credentials.keys.project_for(token)
     if project is None:
         return _unauthorized("unknown write key")
+    # Before the body is read: a flood is refused for the price of this check.
+    wait = collector.limiter.admit(project)
+    if wait:
+        return rate_limited(collector, project, wait)
     ctype = request.content_type
     if ctype != "application/json":
         return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
@@ -81,7 +86,17 @@ async def post_batch(request: web.Request) -> web.Response:
         return _unavailable(f"collector is at its buffer limit, retry later ({exc})")
     except SpoolUnavailable as exc:
         return _unavailable(f"collector cannot store batches right now ({exc})")
+    collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
     return web.json_response(result.as_json())
+
+
+def rate_limited(collector: Collector, project: str, wait: float) -> web.Response:
+    collector.counters["requests_rate_limited"] += 1
+    limiter = collector.limiter
+    resp = error_body(429, f"project {project!r} is over its rate limit ({limiter.rate:g}"
+                           f" events/s, burst {limiter.burst:g}); retry after Retry-After")
+    resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return resp
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -165,6 +180,7 @@ async def get_stats(request: web.Request) -> web.Response:
                 "rows_deleted": c.counters["deletion_rows_deleted"],
                 "installs_deleted": len(c.deleted.hashes),
             },
+            "rate_limited": dict(sorted(c.limiter.limited.items())),
             "maintenance": {**asdict(c.maintenance),
                             "interval_s": c.settings.maintenance_interval_s},
             "storage_ok": c.storage_ok,
