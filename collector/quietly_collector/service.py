@@ -29,7 +29,15 @@ from quietly_collector.ingest import (
 from quietly_collector.maintenance import MaintenanceState
 from quietly_collector.ratelimit import RateLimiter
 from quietly_collector.settings import Settings
-from quietly_collector.spool import KIND_DELETIONS, KIND_EVENTS, KIND_REJECTED, Pos, Spool
+from quietly_collector.spool import (
+    KIND_DELETIONS,
+    KIND_EVENTS,
+    KIND_REJECTED,
+    Pos,
+    Spool,
+    SpoolFull,
+    SpoolUnavailable,
+)
 from quietly_collector.store import StorageError, Store
 from quietly_collector.writer import Writer, line_event_id
 from quietly_schemas import Catalog, load_catalog
@@ -229,9 +237,14 @@ class Collector:
                 pos = self.spool.append(records)
                 self.deleted.hashes.update(c.install_hash for c in deletions)
                 await self.spool.wait_durable(pos)
-            except BaseException:
+            except BaseException as exc:
                 for c in (*fresh, *deletions):
                     recent.discard(c.event_id)
+                if isinstance(exc, SpoolFull | SpoolUnavailable):
+                    # What the clients see as 503s, counted the same way: whole batches.
+                    why = "spool_full" if isinstance(exc, SpoolFull) else "disk"
+                    self.counters[f"requests_refused_{why}"] += 1
+                    self.counters[f"events_refused_{why}"] += len(batch.events)
                 raise
         counters = self.counters
         counters.update(processed.counters)

@@ -106,7 +106,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     c = request.app[COLLECTOR]
     storage = c.storage_ok and await asyncio.to_thread(c.store.ping)
-    spool_ok = not c.spool.full
+    spool_ok = not c.spool.full and not c.spool.broken  # broken: a failed fsync, until restart
     body = {
         "status": "ready" if storage and spool_ok else "not ready",
         "storage": storage,

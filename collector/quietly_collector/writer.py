@@ -1,16 +1,19 @@
 """Move spooled records into ClickHouse in large batches, in order, exactly once.
 
 Batches close on size (``flush_rows``) or age (``flush_interval_ms``). A batch's
-insert deduplication token is its spool position, so a retried insert is
-dropped by ClickHouse if the first attempt landed. Records left from before a
-crash are checked against the ``events`` table first, since their batch
-boundaries (and so tokens) may differ from the first attempt. Deletion requests
-in a batch are applied after its rows are inserted (deletion.py).
+insert deduplication token is its spool's identity and position, and a failed
+batch is retried with exactly the same records until it succeeds, so a retry is
+dropped by ClickHouse (table and aggregates) if the first attempt landed. The
+span being stored is noted in the spool first, so after a crash the next process
+retries that same span. Other records left from before a crash are checked
+against the ``events`` table. Deletion requests in a batch are applied after its
+rows are inserted (deletion.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -79,6 +82,12 @@ class Writer:
         self._cursor = spool.checkpoint
         # Records before this position may already be in ClickHouse (crash recovery).
         self._recovery_end = recovery_end
+        # The span to store next, exactly: one that failed, or was in flight at a crash.
+        inflight = spool.inflight
+        self._retry: tuple[Pos, Pos] | None = None
+        if inflight and inflight[0] == spool.checkpoint and inflight[1] <= recovery_end:
+            self._retry = inflight
+        self._resumed = self._retry
         self.deleted = deleted or DeletedInstalls(loaded=True)
         # Records before this were accepted without knowing every deleted install.
         self._unchecked_end = Pos(0, 0)
@@ -118,52 +127,74 @@ class Writer:
                 async with self.lock:
                     await self._flush_once()
                 backoff = 0.05
-            except StorageError as exc:
+            except Exception as exc:
+                # Never give up: what is not stored stays in the spool, and is retried.
                 self.stats.insert_failures += 1
-                self.stats.storage_ok = False
-                self.stats.last_error = str(exc)[:500]
                 self.counters["insert_failures"] += 1
-                log.warning("insert failed (retrying in %.2fs): %s", backoff, str(exc)[:300])
+                if isinstance(exc, StorageError):
+                    self.stats.storage_ok = False
+                    log.warning("insert failed (retrying in %.2fs): %s", backoff, str(exc)[:300])
+                else:  # the spool's disk (a full disk) or a bug: retried all the same
+                    self.counters["writer_errors"] += 1
+                    log.error("writer failed (retrying in %.2fs): %r", backoff, exc)
+                self.stats.last_error = str(exc)[:500]
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _flush_once(self) -> None:
-        end = self.spool.write_pos
-        records = await asyncio.to_thread(self.spool.read, self._cursor, end, self.flush_rows)
+        retry = self._retry
+        if retry is not None:
+            records = await asyncio.to_thread(self.spool.read, retry[0], retry[1], 1 << 62)
+        else:
+            end = self.spool.write_pos
+            records = await asyncio.to_thread(self.spool.read, self._cursor, end, self.flush_rows)
         if not records:
             return
-        span_end = records[-1].end
+        span = (records[0].start, records[-1].end)
         if not self.deleted.loaded:
             found = await asyncio.to_thread(self._deleted_installs)
             # On the loop, between two batches: later ones are checked against these.
             self.deleted.hashes |= found
             self.deleted.loaded = True
             self._unchecked_end = self.spool.write_pos
-        await asyncio.to_thread(self._store_records, records)
+        # Until it is stored, this span is what is retried (also by a next process).
+        self._retry = span
+        await asyncio.to_thread(self.spool.begin, *span)
+        await asyncio.to_thread(self._store_records, records, span == self._resumed)
         self.stats.storage_ok = True
         rows = sum(r.rows for r in records)
-        self.spool.commit(span_end, rows)
-        self._cursor = span_end
+        self.spool.commit(span[1], rows)
+        self._cursor = span[1]
+        self._retry = None
 
-    def _store_records(self, records: list[Record]) -> None:
+    def _store_records(self, records: list[Record], exact: bool) -> None:
+        """Store one span; ``exact``: the span a crashed process was storing, retried as it
+        was: the token deduplicates what landed, and completes a partial landing (also in
+        the aggregates), where a lookup in ``events`` would skip it."""
         first, last = records[0].start, records[-1].end
-        token = f"{first.seg}:{first.off}-{last.seg}:{last.off}"
+        token = f"{self.spool.identity}:{first.seg}:{first.off}-{last.seg}:{last.off}"
         events = b"".join(r.payload for r in records if r.kind == KIND_EVENTS)
         rejected = b"".join(r.payload for r in records if r.kind == KIND_REJECTED)
-        if records[0].start < self._recovery_end and events:
-            events = self._drop_stored(events)
+        events_token = token
+        if not exact and records[0].start < self._recovery_end and events:
+            kept = self._drop_stored(events)
+            if len(kept) != len(events):
+                # Not the rows of any earlier attempt: a token of their own, or ClickHouse
+                # could take them for that attempt's blocks and drop them.
+                events_token += ":" + hashlib.blake2b(kept, digest_size=8).hexdigest()
+                events = kept
         unchecked = max(self._recovery_end, self._unchecked_end)
         if records[0].start < unchecked and events and self.deleted.hashes:
             events = self._drop_deleted(events)
         started = time.perf_counter()
-        for table, columns, data in (
-            ("events", EVENT_COLUMNS, events),
-            ("rejected_events", REJECTED_COLUMNS, rejected),
+        for table, columns, data, tok in (
+            ("events", EVENT_COLUMNS, events, events_token),
+            ("rejected_events", REJECTED_COLUMNS, rejected, token),
         ):
             if not data:
                 continue
             try:
-                self.store.insert(table, columns, data, f"{table}:{token}")
+                self.store.insert(table, columns, data, f"{table}:{tok}")
             except StorageError as exc:
                 if not exc.is_data_error:
                     raise
