@@ -116,13 +116,18 @@ async def test_full_spool_and_failing_disk_refuse_instead_of_acknowledging(
     s.open()
     task = await _with_sync(s)
     s.append([(KIND_EVENTS, 1, b"x" * 150)])
-    with pytest.raises(SpoolFull):
-        s.append([(KIND_EVENTS, 1, b"x" * 150)])
     before = s.write_pos
     with mock.patch("quietly_collector.spool.os.write", side_effect=OSError(28, "No space")), \
             pytest.raises(SpoolUnavailable, match="No space"):
         s.append([(KIND_EVENTS, 1, b"y")])
     assert s.write_pos == before  # nothing half-written stays behind
+    with pytest.raises(SpoolFull):
+        s.append([(KIND_EVENTS, 1, b"x" * 150)])
+    # At the limit even a record that would fit is refused, until the writer stores some.
+    with pytest.raises(SpoolFull):
+        s.append([(KIND_EVENTS, 1, b"y")])
+    s.commit(s.write_pos, 1)
+    s.append([(KIND_EVENTS, 1, b"y")])
     task.cancel()
     s.close()
 

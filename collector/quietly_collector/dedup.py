@@ -12,9 +12,15 @@ pauses (UUID objects in tuples would, and pauses show up as request latency).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from quietly_collector.ingest import Candidate
 
 
 class RecentIds:
@@ -84,3 +90,38 @@ class RecentIds:
     def discard(self, event_id: uuid.UUID) -> None:
         """Forget an id whose batch was not acknowledged (it may be sent again)."""
         self._ids.pop(event_id.int, None)
+
+
+class Split(NamedTuple):
+    fresh: list[Candidate]  # new, as far as memory covers them
+    lookup: list[Candidate]  # older than memory covers: to look up in ClickHouse
+    duplicates: int
+    # Requests not yet acknowledged that hold some of these ids.
+    busy: set[asyncio.Future[None]]
+
+
+def split(
+    candidates: Sequence[Candidate], recent: RecentIds,
+    inflight: dict[int, asyncio.Future[None]],
+) -> Split:
+    known = recent.ids
+    cutoff = recent.cutoff
+    duplicates = 0
+    fresh: list[Candidate] = []
+    lookup: list[Candidate] = []
+    in_batch: set[int] = set()
+    busy: set[asyncio.Future[None]] = set()
+    for c in candidates:
+        key = c.key
+        if key in in_batch or key in known:
+            duplicates += 1
+            continue
+        in_batch.add(key)
+        other = inflight.get(key)
+        if other is not None:
+            busy.add(other)
+        elif c.ts > cutoff:
+            fresh.append(c)
+        else:
+            lookup.append(c)
+    return Split(fresh, lookup, duplicates, busy)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
-from quietly_collector.dedup import RecentIds
+from quietly_collector.dedup import RecentIds, split
 from quietly_collector.deletion import (
     DeletedInstalls,
     decode_requests,
@@ -21,6 +21,7 @@ from quietly_collector.ingest import (
     BatchError,
     Candidate,
     IngestContext,
+    Processed,
     Rejection,
     decode_batch,
     process_events,
@@ -83,6 +84,8 @@ class Collector:
         self.recent = RecentIds(settings.dedup_memory_ids, datetime.now(UTC), DEDUP_SLACK)
         self.deleted = DeletedInstalls()
         self.writer: Writer | None = None
+        # Ids of batches not yet acknowledged, each with a future set once it is decided.
+        self._inflight: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self.maintenance = MaintenanceState()
@@ -176,29 +179,32 @@ class Collector:
                 f" {self.settings.max_batch_events}-event limit"
             )
         processed = process_events(batch, project, received, self.ctx)
-        recent = self.recent
-        known = recent.ids
-        cutoff = recent.cutoff
-        duplicates = 0
-        fresh: list[Candidate] = []
-        lookup: list[Candidate] = []
-        in_batch: set[int] = set()
-        for c in processed.candidates:
-            key = c.key
-            if key in in_batch or key in known:
-                duplicates += 1
-                continue
-            in_batch.add(key)
-            if c.ts > cutoff:
-                fresh.append(c)
-            else:
-                lookup.append(c)
-        # Reserve ids before awaiting, so a concurrent resend sees them.
-        when = received.timestamp()
-        for c in fresh:
-            recent.add_key(c.key, when)
-        for c in lookup:
-            recent.add_key(c.key, when)
+        inflight = self._inflight
+        while True:
+            fresh, lookup, duplicates, busy = split(processed.candidates, self.recent, inflight)
+            if not busy:
+                break
+            # A concurrent request holds some of these ids: whether they are duplicates
+            # depends on whether it is acknowledged. Look again once it is decided.
+            await asyncio.wait(busy)
+        # Reserved until decided; an id enters the duplicate filter only once durable, so a
+        # refused batch neither pushes accepted ids out nor leaves its own behind.
+        held = [c.key for c in fresh] + [c.key for c in lookup]
+        decided: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for key in held:
+            inflight[key] = decided
+        try:
+            return await self._accept(processed, project, received, fresh, lookup, duplicates,
+                                      len(batch.events))
+        finally:
+            for key in held:
+                del inflight[key]
+            decided.set_result(None)
+
+    async def _accept(
+        self, processed: Processed, project: str, received: datetime,
+        fresh: list[Candidate], lookup: list[Candidate], duplicates: int, sent: int,
+    ) -> BatchResult:
         if lookup:
             try:
                 stored = await asyncio.to_thread(
@@ -237,15 +243,15 @@ class Collector:
                 pos = self.spool.append(records)
                 self.deleted.hashes.update(c.install_hash for c in deletions)
                 await self.spool.wait_durable(pos)
-            except BaseException as exc:
-                for c in (*fresh, *deletions):
-                    recent.discard(c.event_id)
-                if isinstance(exc, SpoolFull | SpoolUnavailable):
-                    # What the clients see as 503s, counted the same way: whole batches.
-                    why = "spool_full" if isinstance(exc, SpoolFull) else "disk"
-                    self.counters[f"requests_refused_{why}"] += 1
-                    self.counters[f"events_refused_{why}"] += len(batch.events)
+            except (SpoolFull, SpoolUnavailable) as exc:
+                # What the clients see as 503s, counted the same way: whole batches.
+                why = "spool_full" if isinstance(exc, SpoolFull) else "disk"
+                self.counters[f"requests_refused_{why}"] += 1
+                self.counters[f"events_refused_{why}"] += sent
                 raise
+            when = received.timestamp()
+            for c in (*fresh, *deletions):
+                self.recent.add_key(c.key, when)
         counters = self.counters
         counters.update(processed.counters)
         counters["batches"] += 1
@@ -256,10 +262,8 @@ class Collector:
         return BatchResult(
             accepted=len(fresh) + len(deletions),
             duplicates=duplicates,
-            rejected=[
-                {"index": r.index, "event_id": r.event_id, "reason": r.reason}
-                for r in processed.rejected
-            ],
+            rejected=[{"index": r.index, "event_id": r.event_id, "reason": r.reason}
+                      for r in processed.rejected],
         )
 
     def _split_deleted(
@@ -277,7 +281,6 @@ class Collector:
                 deletions.append(c)
                 in_batch.add(c.install_hash)
             elif c.install_hash in deleted or c.install_hash in in_batch:
-                self.recent.discard(c.event_id)  # a resend is refused again, not a duplicate
                 event, version = event_of(c.line)
                 gone.append(Rejection(
                     c.position, str(c.event_id),

@@ -63,6 +63,9 @@ class Spool:
     _waiters: deque[tuple[Pos, asyncio.Future[None]]] = field(default_factory=deque)
     _dirty: asyncio.Event | None = None
     _broken: OSError | None = None
+    # Set by the first batch that did not fit, until the writer stores something: at the
+    # limit every batch is refused, not just those a little larger than the room left.
+    _at_limit: bool = False
     pending_rows: int = 0
     recovery: Recovery = field(default_factory=Recovery)
     identity: str = ""
@@ -168,14 +171,15 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        return self.pending_bytes >= self.max_bytes
+        return self._at_limit or self.pending_bytes >= self.max_bytes
 
     def append(self, records: list[tuple[int, int, bytes]]) -> Pos:
         """Write records (kind, rows, payload) at the end; durable once ``wait_durable``."""
         if self._broken is not None:
             raise SpoolUnavailable(f"spool disk failed: {self._broken}")
         blob = b"".join(encode_record(k, r, p) for k, r, p in records)
-        if self.pending_bytes + len(blob) > self.max_bytes:
+        if self._at_limit or self.pending_bytes + len(blob) > self.max_bytes:
+            self._at_limit = True
             raise SpoolFull(f"spool holds {self.pending_bytes} of {self.max_bytes} bytes")
         if self._sizes[self._seg] >= self.segment_bytes:
             self._rotate()
@@ -278,6 +282,7 @@ class Spool:
         """Everything before ``pos`` is in ClickHouse: move the checkpoint, drop old segments."""
         write_atomic(self.directory / "checkpoint", f"{pos.seg} {pos.off}\n")
         self._checkpoint = pos
+        self._at_limit = False
         self.pending_rows = max(0, self.pending_rows - rows)
         for seg in [s for s in self._sizes if s < pos.seg]:
             del self._sizes[seg]
