@@ -10,32 +10,62 @@ WHERE day BETWEEN {since:Date} AND {until:Date} AND ({app:String} = '' OR app = 
 GROUP BY day, app
 ORDER BY day, app;
 
+-- An install counts on day D if it was active on any of the 7 days ending on D.
+-- Each install's sorted active days become +1 on the day it starts counting
+-- (an active day, or 7 days after the previous one) and -1 on the day it stops (7
+-- days after an active day); summed per app and running totals taken, that is the
+-- number of distinct installs per day without repeating every active day 7 times.
 CREATE VIEW IF NOT EXISTS metric_wau AS
-SELECT addDays(d, off) AS day, app, uniqExact(install_hash) AS users
+SELECT day, app, toUInt64(arrayCumSum(s.2)[arrayLastIndex(k -> k <= day, s.1)]) AS users
 FROM
 (
-    SELECT DISTINCT day AS d, app, install_hash
-    FROM agg_install_day
-    WHERE day BETWEEN subtractDays({since:Date}, 6) AND {until:Date}
-      AND ({app:String} = '' OR app = {app:String})
+    SELECT app,
+           sumMap(arrayConcat(arrayMap((a, prev) -> greatest(a, addDays(prev, 7)), ds,
+                                       arrayPushFront(arrayPopBack(ds), toDate('1970-01-01'))),
+                              arrayMap(a -> addDays(a, 7), ds)),
+                  arrayConcat(arrayWithConstant(length(ds), 1),
+                              arrayWithConstant(length(ds), -1))) AS s
+    FROM
+    (
+        SELECT app, install_hash, arrayDistinct(arraySort(groupArray(day))) AS ds
+        FROM agg_install_day
+        WHERE day BETWEEN subtractDays({since:Date}, 6) AND {until:Date}
+          AND ({app:String} = '' OR app = {app:String})
+        GROUP BY app, install_hash
+    )
+    GROUP BY app
 )
-ARRAY JOIN range(7) AS off
-WHERE day BETWEEN {since:Date} AND {until:Date}
-GROUP BY day, app
+ARRAY JOIN arrayMap(i -> addDays({since:Date}, i),
+                    range(toUInt32(greatest(0, dateDiff('day', {since:Date}, {until:Date}) + 1))))
+    AS day
+WHERE users > 0
 ORDER BY day, app;
 
+-- As metric_wau, over 30 days.
 CREATE VIEW IF NOT EXISTS metric_mau AS
-SELECT addDays(d, off) AS day, app, uniqExact(install_hash) AS users
+SELECT day, app, toUInt64(arrayCumSum(s.2)[arrayLastIndex(k -> k <= day, s.1)]) AS users
 FROM
 (
-    SELECT DISTINCT day AS d, app, install_hash
-    FROM agg_install_day
-    WHERE day BETWEEN subtractDays({since:Date}, 29) AND {until:Date}
-      AND ({app:String} = '' OR app = {app:String})
+    SELECT app,
+           sumMap(arrayConcat(arrayMap((a, prev) -> greatest(a, addDays(prev, 30)), ds,
+                                       arrayPushFront(arrayPopBack(ds), toDate('1970-01-01'))),
+                              arrayMap(a -> addDays(a, 30), ds)),
+                  arrayConcat(arrayWithConstant(length(ds), 1),
+                              arrayWithConstant(length(ds), -1))) AS s
+    FROM
+    (
+        SELECT app, install_hash, arrayDistinct(arraySort(groupArray(day))) AS ds
+        FROM agg_install_day
+        WHERE day BETWEEN subtractDays({since:Date}, 29) AND {until:Date}
+          AND ({app:String} = '' OR app = {app:String})
+        GROUP BY app, install_hash
+    )
+    GROUP BY app
 )
-ARRAY JOIN range(30) AS off
-WHERE day BETWEEN {since:Date} AND {until:Date}
-GROUP BY day, app
+ARRAY JOIN arrayMap(i -> addDays({since:Date}, i),
+                    range(toUInt32(greatest(0, dateDiff('day', {since:Date}, {until:Date}) + 1))))
+    AS day
+WHERE users > 0
 ORDER BY day, app;
 
 CREATE VIEW IF NOT EXISTS metric_stickiness AS
@@ -142,14 +172,12 @@ SELECT toDate(f.first_start) AS day, f.app AS app,
        round(activated_installs / new_installs, 4) AS activation_rate
 FROM
 (
-    SELECT app, install_hash, argMin(session_hash, start) AS first_session, min(start) AS first_start
-    FROM
-    (
-        SELECT app, install_hash, session_hash, min(first_ts) AS start
-        FROM agg_session_events
-        WHERE {app:String} = '' OR app = {app:String}
-        GROUP BY app, install_hash, session_hash
-    )
+    -- agg_sessions has one row per session (not per session and event type), and
+    -- the row with the earliest first_ts is the first session's.
+    SELECT app, install_hash, argMin(session_hash, first_ts) AS first_session,
+           min(first_ts) AS first_start
+    FROM agg_sessions
+    WHERE {app:String} = '' OR app = {app:String}
     GROUP BY app, install_hash
     HAVING toDate(first_start) BETWEEN {since:Date} AND {until:Date}
 ) AS f
