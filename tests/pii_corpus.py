@@ -238,6 +238,8 @@ PII: list[tuple[str, str, str]] = [
     ("credit_card", "371449635398431", "amex={}"),
     ("credit_card", "6011 1111 1111 1117", "Discover card {} on file"),
     ("credit_card", "6011000990139424", "tokenizing {}"),
+    # Next to other numbers: found by the property tests (test_scrub_properties.py).
+    ("credit_card", "4242 4242 4242 4242", "order 18 paid with {} 2 times"),
     # ---- US social security numbers -----------------------------------------------------
     ("ssn", "078-05-1120", "SSN: {}"),
     ("ssn", "219-09-9999", "ssn={}"),

@@ -18,6 +18,8 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from quietly_schemas.checksums import IBAN_LENGTHS, iban_ok, is_card
+
 SCRUB_TYPES: tuple[str, ...] = (
     "private_key",
     "credentials",
@@ -107,7 +109,14 @@ _HOME_WINDOWS = re.compile(
 _TOKEN_SEP = re.compile(r"[\s\"'<>()\[\]{},;]")
 _WEB_URL = re.compile(r"(?i)\b(?!file:)[a-z][a-z0-9+.\-]*://[^/]")
 _IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-_CARD = re.compile(_B + r"(?:\d[ \-]?){12,18}\d" + _E)
+# A whole run of digit groups with at least 13 digits: a card may sit among other
+# numbers ("paid 4111 1111 1111 1111 2 times"), so _card looks inside the run. Not
+# after a country code: "+44 20 7946 0958 12" is a phone number (found below).
+_CARD = re.compile(
+    _B + r"(?<!\+\d[ .\-])(?<!\+\d\d[ .\-])(?<!\+\d\d\d[ .\-])"
+    r"(?=(?:\d[ \-]?){12}\d)\d+(?:[ \-]\d+)*" + _E
+)
+_DIGIT_GROUP = re.compile(r"\d+")
 _SSN = re.compile(_B + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _E)
 # Exactly six groups: longer colon-hex runs are certificate fingerprints.
 _MAC = re.compile(
@@ -130,60 +139,42 @@ _PHONE = re.compile(
     + r")"
     + _E
 )
-# Card number prefixes (IIN ranges) of the major networks; a Luhn-valid number
-# outside them is more likely an id than a card.
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62)")
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 def _card(m: re.Match[str]) -> str | None:
-    digits = re.sub(r"[ \-]", "", m.group(0))
-    if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and _luhn_ok(digits):
-        return "[credit_card]"
-    return None
-
-
-# IBAN length per country (SWIFT IBAN registry).
-_IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
-    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
-    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
-    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
-    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
-    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
-    "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
-    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
-    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
-
-
-def _iban_ok(s: str) -> bool:
-    if not 15 <= len(s) <= 34:
-        return False
-    rearranged = s[4:] + s[:4]
-    num = "".join(str(int(c, 36)) for c in rearranged)
-    return int(num) % 97 == 1
+    # A card is whole groups of the run, printed as cards are: every group but the
+    # last of 4 or more digits (4-4-4-4, 4-6-5, 4-4-4-1, or one compact group). The
+    # same rule for the whole run and for a part of it keeps scrubbing idempotent:
+    # what is left beside a card was already searched.
+    run = m.group(0)
+    groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(run)]
+    out, kept, i = [], 0, 0
+    while i < len(groups):
+        found = None
+        digits = ""
+        for j in range(i, len(groups)):
+            digits += run[groups[j][0] : groups[j][1]]
+            if len(digits) > 19:
+                break
+            if is_card(digits):
+                found = j  # keep looking: the longest card starting here wins
+            if groups[j][1] - groups[j][0] < 4:
+                break
+        if found is None:
+            i += 1
+            continue
+        out += [run[kept : groups[i][0]], "[credit_card]"]
+        kept = groups[found][1]
+        i = found + 1
+    if not out:
+        return None
+    return "".join(out) + run[kept:]
 
 
 def _iban(m: re.Match[str]) -> str | None:
     raw = m.group(0)
-    length = _IBAN_LENGTHS.get(raw[:2])
+    length = IBAN_LENGTHS.get(raw[:2])
     if length is None:
         # A country missing from the table: the checksum alone decides.
-        return "[iban]" if _iban_ok(raw.replace(" ", "")) else None
+        return "[iban]" if iban_ok(raw.replace(" ", "")) else None
     # The pattern may have taken a following upper-case word for a last group
     # ("BE68 5390 0754 7034 BIC ..."): the IBAN is the country's length in
     # characters, and must end where a group ends.
@@ -194,7 +185,7 @@ def _iban(m: re.Match[str]) -> str | None:
         end += 1
     if seen < length or (end < len(raw) and raw[end] != " "):
         return None
-    return "[iban]" + raw[end:] if _iban_ok(raw[:end].replace(" ", "")) else None
+    return "[iban]" + raw[end:] if iban_ok(raw[:end].replace(" ", "")) else None
 
 
 def _ipv4(m: re.Match[str]) -> str | None:
