@@ -109,7 +109,8 @@ def _event(schema: EventSchema) -> st.SearchStrategy[dict[str, Any]]:
     change = st.none() | st.tuples(st.sampled_from([*fields, "props"]), json_values)
     names = sorted(schema.fields) or ["x"]
     prop = st.none() | st.tuples(st.sampled_from(names), json_values)
-    drop = st.just(set()) | st.sets(st.sampled_from(fields), max_size=2)
+    nothing: set[str] = set()
+    drop = st.just(nothing) | st.sets(st.sampled_from(fields), max_size=2)
     return st.builds(_damage, ev, change, prop, drop)
 
 
