@@ -164,3 +164,30 @@ async def test_refused_batches_do_not_push_accepted_ids_out_of_the_duplicate_fil
         assert server.rows("SELECT count() = uniqExact(event_id) FROM events") == [(1,)]
     finally:
         await stop(server)
+
+
+async def test_a_resend_older_than_the_filter_is_stored_once_even_while_storage_is_down(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    # More is spooled than the duplicate filter holds: the first batch's ids leave it,
+    # and ClickHouse, down (or behind, with them still in the spool), cannot vouch.
+    settings = make_settings(tmp_path, chdb_path, dedup_memory_ids=100)
+    server = await start(settings)
+    try:
+        server.store.command("DETACH TABLE events")
+        first = [event() for _ in range(10)]
+        status, _ = await server.post("/v1/batch", body(first), headers())
+        assert status == 200
+        for _ in range(20):
+            status, _ = await server.post("/v1/batch", body([event() for _ in range(10)]),
+                                          headers())
+            assert status == 200
+        status, result = await server.post("/v1/batch", body(first), headers())
+        assert status == 200  # accepted (never lost), to be checked before it is stored
+        server.store.command("ATTACH TABLE events")
+        await server.settle()
+        assert server.rows("SELECT count(), uniqExact(event_id) FROM events") == [(210, 210)]
+        counters = (await stats(server))["counters"]
+        assert counters["events_duplicate_on_store"] == result["accepted"] == 10
+    finally:
+        await stop(server)

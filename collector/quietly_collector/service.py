@@ -11,12 +11,7 @@ from typing import Any
 
 from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
 from quietly_collector.dedup import RecentIds, split
-from quietly_collector.deletion import (
-    DeletedInstalls,
-    decode_requests,
-    deleted_installs,
-    event_of,
-)
+from quietly_collector.deletion import DeletedInstalls, decode_requests, deleted_installs, event_of
 from quietly_collector.ingest import (
     BatchError,
     Candidate,
@@ -33,6 +28,7 @@ from quietly_collector.settings import Settings
 from quietly_collector.spool import (
     KIND_DELETIONS,
     KIND_EVENTS,
+    KIND_EVENTS_CHECK,
     KIND_REJECTED,
     Pos,
     Spool,
@@ -145,7 +141,7 @@ class Collector:
         # Record by record: a full spool (1 GiB by default) is never in memory at once.
         # In a thread, before anything else runs: nothing else touches these yet.
         for r in self.spool.records(start, end):
-            if r.kind == KIND_EVENTS:
+            if r.kind in (KIND_EVENTS, KIND_EVENTS_CHECK):
                 for line in r.payload.splitlines():
                     self.recent.add(line_event_id(line), now)
             elif r.kind == KIND_DELETIONS:
@@ -205,6 +201,7 @@ class Collector:
         self, processed: Processed, project: str, received: datetime,
         fresh: list[Candidate], lookup: list[Candidate], duplicates: int, sent: int,
     ) -> BatchResult:
+        unvouched: set[int] = set()
         if lookup:
             try:
                 stored = await asyncio.to_thread(
@@ -219,6 +216,8 @@ class Collector:
                     duplicates += 1
                 else:
                     fresh.append(c)
+                    # ClickHouse does not see the spool: the writer checks them again.
+                    unvouched.add(c.key)
             fresh.sort(key=lambda c: c.position)
         # From here to the append nothing awaits: a deletion accepted by a concurrent
         # batch is either in self.deleted now, or spooled after this batch.
@@ -228,9 +227,11 @@ class Collector:
             if gone:
                 processed.rejected = sorted([*processed.rejected, *gone], key=lambda r: r.index)
         records = []
-        if fresh:
-            payload = b"\n".join([c.line for c in fresh]) + b"\n"
-            records.append((KIND_EVENTS, len(fresh), payload))
+        check = [c for c in fresh if c.key in unvouched] if unvouched else []
+        plain = [c for c in fresh if c.key not in unvouched] if unvouched else fresh
+        for kind, part in ((KIND_EVENTS, plain), (KIND_EVENTS_CHECK, check)):
+            if part:
+                records.append((kind, len(part), b"\n".join([c.line for c in part]) + b"\n"))
         if deletions:
             # After the events record: events sent before the request are deleted too.
             payload = b"\n".join([c.line for c in deletions]) + b"\n"

@@ -23,6 +23,7 @@ from quietly_collector.spoolfile import (
     KIND_DAMAGED,
     KIND_DELETIONS,
     KIND_EVENTS,
+    KIND_EVENTS_CHECK,
     KIND_REJECTED,
     Pos,
     Record,
@@ -37,8 +38,8 @@ from quietly_collector.spoolfile import (
 log = logging.getLogger("quietly.spool")
 
 __all__ = [
-    "KIND_DAMAGED", "KIND_DELETIONS", "KIND_EVENTS", "KIND_REJECTED", "Pos", "Record",
-    "Recovery", "Spool", "SpoolFull", "SpoolUnavailable", "encode_record",
+    "KIND_DAMAGED", "KIND_DELETIONS", "KIND_EVENTS", "KIND_EVENTS_CHECK", "KIND_REJECTED", "Pos",
+    "Record", "Recovery", "Spool", "SpoolFull", "SpoolUnavailable", "encode_record",
 ]
 
 
@@ -268,8 +269,7 @@ class Spool:
             limit = end.off if seg == end.seg else None
             for r in scan(self._path(seg), seg, off, limit, whole=True):
                 if r.kind == KIND_DAMAGED:
-                    log.warning("spool: damaged bytes %s:%d-%d skipped", seg, r.start.off,
-                                r.end.off)
+                    log.warning("spool: damaged bytes %s-%s skipped", r.start, r.end)
                 yield r
             seg, off = seg + 1, 0
 

@@ -23,12 +23,15 @@ KIND_EVENTS = 1
 KIND_REJECTED = 2
 # A deletion_request, applied by the writer after every record before it.
 KIND_DELETIONS = 3
-KINDS = (KIND_EVENTS, KIND_REJECTED, KIND_DELETIONS)
+# Events accepted without the duplicate filter's word (older than it covers): the
+# writer drops those already stored, or earlier in the spool, before inserting.
+KIND_EVENTS_CHECK = 4
+KINDS = (KIND_EVENTS, KIND_REJECTED, KIND_DELETIONS, KIND_EVENTS_CHECK)
 # A damaged region, yielded so that a reader's cursor moves past it.
 KIND_DAMAGED = 0
 MAX_RECORD = 1 << 30
 # Payloads are JSON text, which never holds these bytes: a kind byte is a header.
-_KIND_BYTE = re.compile(b"[\x01\x02\x03]")
+_KIND_BYTE = re.compile(b"[\x01-\x04]")
 _KIND_AT = 8  # offset of the kind byte in a header
 
 

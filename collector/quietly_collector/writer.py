@@ -32,6 +32,7 @@ from quietly_collector.ingest import EVENT_COLUMNS, REJECTED_COLUMNS
 from quietly_collector.spool import (
     KIND_DELETIONS,
     KIND_EVENTS,
+    KIND_EVENTS_CHECK,
     KIND_REJECTED,
     Pos,
     Record,
@@ -183,12 +184,21 @@ class Writer:
                 # could take them for that attempt's blocks and drop them.
                 events_token += ":" + hashlib.blake2b(kept, digest_size=8).hexdigest()
                 events = kept
+        checked = b"".join(r.payload for r in records if r.kind == KIND_EVENTS_CHECK)
+        known = 0
+        if checked:
+            checked, known = self._drop_known(checked, events)
         unchecked = max(self._recovery_end, self._unchecked_end)
-        if records[0].start < unchecked and events and self.deleted.hashes:
-            events = self._drop_deleted(events)
+        if records[0].start < unchecked and self.deleted.hashes:
+            events = self._drop_deleted(events) if events else events
+            checked = self._drop_deleted(checked) if checked else checked
+        # An insert of their own: what the check keeps may differ from one attempt to the
+        # next, and must not change the token of the other rows.
+        checked_token = f"{token}:checked:{hashlib.blake2b(checked, digest_size=8).hexdigest()}"
         started = time.perf_counter()
         for table, columns, data, tok in (
             ("events", EVENT_COLUMNS, events, events_token),
+            ("events", EVENT_COLUMNS, checked, checked_token),
             ("rejected_events", REJECTED_COLUMNS, rejected, token),
         ):
             if not data:
@@ -207,7 +217,8 @@ class Writer:
             self.counters["deletion_rows_deleted"] += applied.rows
             self.counters["deletions_replayed"] += applied.skipped
         elapsed = time.perf_counter() - started
-        inserted = events.count(b"\n")
+        self.counters["events_duplicate_on_store"] += known
+        inserted = events.count(b"\n") + checked.count(b"\n")
         self.stats.inserted_rows += inserted
         self.stats.inserted_batches += 1
         self.stats.last_insert_seconds = elapsed
@@ -221,6 +232,20 @@ class Writer:
             return events
         self.stats.recovered_duplicates += len(stored)
         return b"".join(ln for ln, i in zip(lines, ids, strict=True) if i not in stored)
+
+    def _drop_known(self, checked: bytes, events: bytes) -> tuple[bytes, int]:
+        """Rows accepted without the duplicate filter's word: keep those neither stored
+        (earlier spans) nor among this span's other rows, once each."""
+        lines = checked.splitlines(keepends=True)
+        stored = self.store.existing_ids([line_event_id(ln) for ln in lines])
+        seen = {str(i).encode() for i in stored}
+        seen.update(ln[2:38] for ln in events.splitlines())  # the id, as in line_event_id
+        keep = []
+        for ln in lines:
+            if ln[2:38] not in seen:
+                seen.add(ln[2:38])
+                keep.append(ln)
+        return b"".join(keep), len(lines) - len(keep)
 
     def _deleted_installs(self) -> set[int]:
         self.store.ensure_ready()  # not connected yet if ClickHouse was down at start
