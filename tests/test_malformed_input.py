@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from tests.conftest import Running
-from tests.helpers import WRITE_KEY, batch, event, headers
+from tests.helpers import ADMIN_TOKEN, WRITE_KEY, batch, event, headers
 from tests.test_hardening import QUICK_S, compact, stored_ids
 
 DEEP = 100_000
@@ -222,3 +222,12 @@ async def test_content_type_and_auth_problems_are_reasons_too(server: Running) -
         assert status == want_status, (hdrs, result)
         if want_text:
             assert want_text in result["error"], result
+
+
+async def test_the_sql_endpoint_refuses_malformed_bodies_with_a_reason(server: Running) -> None:
+    admin = headers(ADMIN_TOKEN)
+    for data in (b"", b"null", b'{"sql": 1}', b'{"sql": "SELECT \xff"}',
+                 b'{"x": ' + _nested(DEEP) + b', "sql": "SELECT 1"}', b'{"sql": NaN}'):
+        status, result = await server.post("/v1/sql", data, admin)
+        assert status == 400, (data[:40], result)
+        assert result["error"].startswith('expected {"sql": "SELECT ..."}'), result

@@ -71,29 +71,36 @@ def parse_query(
 ) -> Query:
     if metric not in METRICS:
         raise MetricError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    end = _date(until, "until") if until else datetime.now(UTC).date()
-    start = _date(since, "since") if since else end - timedelta(days=DEFAULT_DAYS - 1)
+    # Absent is the default; present but empty (?until=) is an error, not the default.
+    end = _date(until, "until") if until is not None else datetime.now(UTC).date()
+    start = _date(since, "since") if since is not None else end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise MetricError(f"since ({start}) is after until ({end})")
-    if metric == "funnel":
-        if len(steps) < 2:
-            raise MetricError("funnel needs at least two steps, e.g. job_started job_completed")
-        for s in steps:
-            if not _STEP.match(s):
-                raise MetricError(f"bad step {s!r}: use 'event' or 'event:property=value'")
-    window_s = _window(window) if window else 86_400
+    for s in steps:
+        # fullmatch: "$" alone would let a trailing newline through.
+        if not _STEP.fullmatch(s):
+            raise MetricError(f"bad step {s!r}: use 'event' or 'event:property=value'")
+    if metric == "funnel" and len(steps) < 2:
+        raise MetricError("funnel needs at least two steps, e.g. job_started job_completed")
+    window_s = _window(window) if window is not None else 86_400
     return Query(metric, start, end, app or "", tuple(steps), window_s)
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _date(value: str, name: str) -> date:
     try:
+        # YYYY-MM-DD only, as documented: fromisoformat alone also takes 20261101.
+        if not _DATE.fullmatch(value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise MetricError(f"{name}: expected a date like 2026-11-01, got {value!r}") from None
 
 
 def _window(value: str) -> int:
-    m = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
+    m = re.fullmatch(r"([0-9]+)([smhd]?)", value.strip())
     if not m:
         raise MetricError(f"window: expected e.g. 3600, 30m, 2h or 7d, got {value!r}")
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]

@@ -137,8 +137,12 @@ async def post_sql(request: web.Request) -> web.Response:
         return denied
     try:
         query = msgspec.json.decode(await request.read(), type=SqlRequest).sql
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    # msgspec raises UnicodeDecodeError for invalid UTF-8 in a string, RecursionError
+    # past ~1000 levels of nesting: bad bodies too, not server errors.
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         return error_body(400, f'expected {{"sql": "SELECT ..."}}: {exc}')
+    except RecursionError:
+        return error_body(400, 'expected {"sql": "SELECT ..."}: nested too deeply')
     store = request.app[COLLECTOR].store
     error = ""
     try:
@@ -207,6 +211,9 @@ async def get_metric(request: web.Request) -> web.Response:
     from quietly_collector import metrics
 
     qs = request.query
+    fmt = qs.get("format", "json")
+    if fmt not in ("json", "csv"):
+        return error_body(400, f"format: expected json or csv, got {fmt!r}")
     try:
         q = metrics.parse_query(
             request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
@@ -218,7 +225,7 @@ async def get_metric(request: web.Request) -> web.Response:
         columns, rows = await asyncio.to_thread(metrics.run, request.app[COLLECTOR].store, q)
     except StorageError as exc:
         return error_body(503, f"storage unavailable: {str(exc)[:500]}")
-    if qs.get("format") == "csv":
+    if fmt == "csv":
         import csv
         import io
 
