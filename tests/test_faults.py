@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
+
+from quietly_collector import views
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
 from tests.test_spool_recovery import stats
@@ -178,3 +182,36 @@ async def test_two_spools_on_one_clickhouse_do_not_drop_each_others_batches(
             await stop(server)
     assert positions[0] == positions[1]  # the same span in each spool
     assert stored == [(6,)]
+
+
+async def test_past_the_batches_in_flight_bound_requests_get_503_before_being_read(
+    tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "MAX_BATCHES_IN_FLIGHT", 3)
+    settings = make_settings(tmp_path, chdb_path)
+    server = await start(settings)
+    real_fsync = os.fsync
+    spool_dir = str(settings.spool_path.resolve())
+
+    def slow_fsync(fd: int) -> None:  # a slow disk: batches wait for their fsync
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(spool_dir):
+            time.sleep(0.3)
+        real_fsync(fd)
+
+    try:
+        batches = [[event() for _ in range(5)] for _ in range(8)]
+        with mock.patch("os.fsync", slow_fsync):
+            answers = await asyncio.gather(*(_post(server, b) for b in batches))
+        busy = [b for b, (status, _, _) in zip(batches, answers, strict=True) if status == 503]
+        assert len(busy) == 5
+        assert all(retry.isdigit() and "in progress" in result["error"]
+                   for status, retry, result in answers if status == 503)
+        counters = (await stats(server))["counters"]
+        assert counters["requests_refused_busy"] == 5
+        for b in busy:  # resent later, accepted
+            status, _, result = await _post(server, b)
+            assert (status, result["accepted"]) == (200, 5)
+        await server.settle()
+        assert server.rows("SELECT count(), uniqExact(event_id) FROM events") == [(40, 40)]
+    finally:
+        await stop(server)

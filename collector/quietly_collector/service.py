@@ -68,9 +68,8 @@ class Collector:
         self.credentials: Credentials = load_credentials(settings)
         self.counters: Counter[str] = Counter()
         self.store = Store(settings)
-        self.spool = Spool(
-            settings.spool_path, settings.spool_max_bytes, settings.spool_segment_bytes
-        )
+        self.spool = Spool(settings.spool_path, settings.spool_max_bytes,
+                           settings.spool_segment_bytes)
         self.ctx = IngestContext(
             catalog=self.catalog,
             pseudonymize=Pseudonymizer(self.credentials.pseudonym_secret),
@@ -83,6 +82,7 @@ class Collector:
         # Ids of batches not yet acknowledged, each with a future set once it is decided.
         self._inflight: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.batches_in_flight = 0  # bounded by views.post_batch
         self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self.maintenance = MaintenanceState()
 

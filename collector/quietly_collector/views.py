@@ -22,6 +22,10 @@ from quietly_collector.spool import SpoolFull, SpoolUnavailable
 from quietly_collector.store import StorageError
 
 RETRY_AFTER_SECONDS = 5
+# Batches read and processed at once, at most. Each holds its body and decoded events
+# in memory (about 1.5 MB for 500 events): past this, refusing before the body is read
+# keeps memory bounded however many clients send at once (docs/reliability.md).
+MAX_BATCHES_IN_FLIGHT = 64
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -72,6 +76,11 @@ async def post_batch(request: web.Request) -> web.Response:
     ctype = request.content_type
     if ctype != "application/json":
         return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
+    if collector.batches_in_flight >= MAX_BATCHES_IN_FLIGHT:
+        collector.counters["requests_refused_busy"] += 1
+        return _unavailable(f"collector has {MAX_BATCHES_IN_FLIGHT} batches in progress,"
+                            " retry later")
+    collector.batches_in_flight += 1
     s = collector.settings
     try:
         body = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
@@ -86,6 +95,8 @@ async def post_batch(request: web.Request) -> web.Response:
         return _unavailable(f"collector is at its buffer limit, retry later ({exc})")
     except SpoolUnavailable as exc:
         return _unavailable(f"collector cannot store batches right now ({exc})")
+    finally:
+        collector.batches_in_flight -= 1
     collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
     return web.json_response(result.as_json())
 
