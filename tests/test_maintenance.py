@@ -65,8 +65,11 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
         assert status == 200
         # Events past 30 days (2), install-days past 60 (1), sessions past 90 (1); other
         # aggregates may have been merged by ClickHouse already.
-        assert {t: report["expired_rows"].get(t) for t in stopped} == {
-            "events": 2, "agg_install_day": 1, "agg_sessions": 1}
+        found = {t: report["expired_rows"].get(t) for t in stopped}
+        assert (found["events"], found["agg_install_day"]) == (2, 1)
+        # agg_sessions has no partitions: when the old event was inserted on its own,
+        # its whole part expired and ClickHouse may drop such a part without a TTL merge.
+        assert found["agg_sessions"] in (None, 1)
         for table, column in RETENTION_COLUMNS.items():
             if days[table]:
                 assert running.rows(
