@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     from quietly_collector import simulate
 
     _add_setting_flags(simulate.add_parser(sub), ("data_dir",))
+    from quietly_collector.alerts import cli as alerts_cli
+
+    for p in alerts_cli.add_parser(sub):
+        _add_setting_flags(p, (*_COMMON, "alert_webhooks", "alert_link_base"))
     return parser
 
 
@@ -120,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         from quietly_collector.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "alerts":
+        from quietly_collector.alerts.cli import run_alerts_command
+
+        return run_alerts_command(args, settings)
     return _sql(args, settings)
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from quietly_collector.alerts.scheduler import run_alerts
 from quietly_collector.keys import COLLECTOR, KEYS_RELOAD, SETTINGS
 from quietly_collector.middlewares import errors
 from quietly_collector.routes import setup_routes
@@ -43,7 +44,7 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     app[COLLECTOR] = collector or Collector(settings)
     app[KEYS_RELOAD] = asyncio.Event()
     # In this order: the tasks stop (reverse order) before the collector does.
-    app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys])
+    app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys, run_alerts])
     setup_routes(app)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from quietly_collector import admin, views
+from quietly_collector.alerts import http as alerts_http
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,6 +15,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/metrics", views.get_metrics_list)
     app.router.add_get("/v1/metrics/{name}", views.get_metric)
     app.router.add_post("/v1/admin/gc", admin.post_gc)
+    app.router.add_post("/v1/admin/alerts/check", alerts_http.post_check)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/openapi.json", views.openapi)

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from quietly_collector.alerts.rules import AlertRule
+
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names the setting and its source."""
@@ -65,6 +67,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # "operation" or "operation.measure" -> "target/good/acceptable[/unacceptable]";
     # merged over DEFAULT_THRESHOLDS, so configuring one operation keeps the others.
     perf_thresholds: dict[str, str] = msgspec.field(default_factory=dict)
+    # Alerts (docs/alerts.md): [[alert_rules]] in TOML, merged by name over the defaults.
+    alert_rules: list[AlertRule] = msgspec.field(default_factory=list)
+    alert_interval_s: int = 300
+    alert_reminder_s: int = 14_400
+    alert_webhooks: list[str] = msgspec.field(default_factory=list)
+    alert_link_base: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -248,6 +256,7 @@ def _check(s: Settings) -> None:
                 f"{where}: expected 'target/good/acceptable[/unacceptable]', increasing,"
                 f" got {value!r}"
             )
+    _check_alerts(s)
     for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
                  "rejected_retention_days", "aggregate_retention_days"):
         if getattr(s, name) < 0:
@@ -265,3 +274,19 @@ def _check(s: Settings) -> None:
     for project, key in s.write_keys.items():
         if len(key) < 16:
             raise SettingsError(f"write_keys.{project}: keys must be at least 16 characters")
+
+
+def _check_alerts(s: Settings) -> None:
+    from quietly_collector.alerts.rules import effective_rules, validate
+    from quietly_collector.metrics import METRICS
+
+    try:
+        validate(effective_rules(s.alert_rules), tuple(METRICS))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    for name in ("alert_interval_s", "alert_reminder_s"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{name}: cannot be negative")
+    for url in s.alert_webhooks:
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError(f"alert_webhooks: expected http(s) URLs, got {url[:40]!r}")

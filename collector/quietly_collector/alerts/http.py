@@ -1,0 +1,24 @@
+"""``POST /v1/admin/alerts/check``: one evaluation in the running collector (what
+``quietly alerts check`` asks when the embedded store belongs to it)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from quietly_collector.alerts.scheduler import check
+from quietly_collector.keys import COLLECTOR
+from quietly_collector.middlewares import error_body
+from quietly_collector.store import StorageError
+from quietly_collector.views import require_admin
+
+
+async def post_check(request: web.Request) -> web.Response:
+    denied = require_admin(request)
+    if denied is not None:
+        return denied
+    collector = request.app[COLLECTOR]
+    try:
+        results = await check(collector.store, collector.settings)
+    except StorageError as exc:
+        return error_body(503, f"alerts not evaluated: {str(exc)[:500]}")
+    return web.json_response({"alerts": [r.as_json() for r in results]})
