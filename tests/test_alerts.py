@@ -178,7 +178,8 @@ async def test_performance_regression_against_the_previous_version(
     await d.send(server, d.timings("slower", TODAY, "startup", 1000, 60, version="1.2.0"))
     got = await run(server, s, at(TODAY, 2, 10))
     assert got[key].state.state == "resolved"
-    assert got[key].state.value is not None and got[key].state.value < 0
+    change = got[key].state.value
+    assert change is not None and change < 0
     assert [k for _, _, k in receiver.kinds()] == ["firing", "resolved"]
 
 
