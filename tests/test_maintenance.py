@@ -40,7 +40,7 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
         table_retention_days={"agg_sessions": 90, "deletion_receipts": 3650},
     )
     running = await start(settings)
-    stopped = ("events", "agg_install_day", "agg_sessions")
+    stopped = ("events", "agg_install_day_v2", "agg_sessions")
     try:
         days = {t: 30 if t in ("events", "rejected_events") else 60 for t in RETENTION_COLUMNS}
         days.update(agg_sessions=90, deletion_receipts=3650, audit_log=0)
@@ -66,7 +66,7 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
         # Events past 30 days (2), install-days past 60 (1), sessions past 90 (1); other
         # aggregates may have been merged by ClickHouse already.
         found = {t: report["expired_rows"].get(t) for t in stopped}
-        assert (found["events"], found["agg_install_day"]) == (2, 1)
+        assert (found["events"], found["agg_install_day_v2"]) == (2, 1)
         # agg_sessions has no partitions: when the old event was inserted on its own,
         # its whole part expired and ClickHouse may drop such a part without a TTL merge.
         assert found["agg_sessions"] in (None, 1)
@@ -77,7 +77,11 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
                     f" WHERE toDateTime({column}) < now() - toIntervalDay({days[table]})"
                 ) == [(0,)], table
         assert running.rows("SELECT count() FROM events") == [(1,)]
-        assert running.rows("SELECT count() FROM agg_install_day") == [(2,)]
+        assert running.rows("SELECT count() FROM agg_install_day_v2") == [(2,)]
+        # A live row of a day set keeps only its unexpired days (45 and 0 days old).
+        assert running.rows(
+            "SELECT length(groupUniqArrayArray(days)), min(arrayMin(days)) >= today() - 60"
+            " FROM agg_active_days_v2") == [(2, True)]
         [(actor, detail)] = running.rows(
             "SELECT actor, detail FROM audit_log WHERE action = 'gc'")
         assert actor == "admin" and json.loads(detail)["expired_rows"] == report["expired_rows"]
@@ -114,7 +118,7 @@ async def test_rows_of_a_deleted_install_are_gone_after_one_maintenance_cycle(
                 " AND table IN (SELECT name FROM system.tables WHERE database ="
                 " currentDatabase() AND engine LIKE '%MergeTree')")]
             found = {t: per_install(running, t).get(a, 0) for t in tables}
-            assert found["events"] == 1 and found["agg_install_day"] == 1
+            assert found["events"] == 1 and found["agg_install_day_v2"] == 1
             runs = running.collector.maintenance.runs
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10

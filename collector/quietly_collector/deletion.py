@@ -5,9 +5,10 @@ so the writer applies it in spool order: after every event spooled before it.
 
 Which tables: every MergeTree-family table of the database with a ``UInt64``
 column named ``install_hash``, looked up in ``system.columns`` each time, so
-tables added later (aggregates) are covered without a registry. Views hold no
-rows and are skipped (a materialized view's target or inner table is a table,
-and is covered); so is ``deletion_receipts``, which must keep the hash.
+tables added later (aggregates) are covered without a registry; the one aggregate
+without installs, ``agg_performance_rollup``, is rebuilt for the install's days
+(aggregates.py). Views hold no rows and are skipped (a materialized view's target
+or inner table is a table, and is covered); so is ``deletion_receipts``, which must keep the hash.
 
 Rows are removed with ``ALTER TABLE ... DELETE`` and ``mutations_sync = 2``:
 when it returns, no active part holds them (a lightweight ``DELETE`` would only
@@ -26,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from quietly_collector import audit
+from quietly_collector import aggregates, audit
 from quietly_collector.store import Store
 
 DELETION_EVENT = "deletion_request"
@@ -141,6 +142,9 @@ def apply_deletions(store: Store, requests: Sequence[DeletionRow], token: str) -
     # Hashes are ints from our own HMAC: safe to inline (ALTER takes no query parameters).
     in_list = ",".join(str(int(h)) for h in sorted({r.install_hash for r in requests}))
     counts: dict[str, dict[int, int]] = {}
+    # The performance rollup holds no install: its days of these installs are rebuilt
+    # from agg_performance once their rows are gone there.
+    rollup_days = aggregates.rollup_days(store, in_list)
     for table in per_install_tables(store):
         quoted = "`" + table.replace("\\", "\\\\").replace("`", "\\`") + "`"
         _, found = store.query(
@@ -153,6 +157,7 @@ def apply_deletions(store: Store, requests: Sequence[DeletionRow], token: str) -
                 f"ALTER TABLE {quoted} DELETE WHERE install_hash IN ({in_list})",
                 {"mutations_sync": 2},
             )
+    aggregates.rebuild_rollup(store, rollup_days)
     completed = datetime.now(UTC)
     receipts = []
     credited: set[int] = set()

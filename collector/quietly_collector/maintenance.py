@@ -11,6 +11,8 @@ everywhere, failed mutations cleared.
 3. Every per-install table is searched for installs that have a deletion
    receipt; rows found (an insert racing a deletion, another collector, a
    restore) are deleted like a deletion request deletes them.
+   Before that, days past retention are trimmed from the day sets of live rows
+   (``agg_active_days_v2``, ``agg_features_v2``; aggregates.py).
 
 It runs under the writer's lock, so no insert or deletion interleaves with it.
 """
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from quietly_collector import audit
+from quietly_collector import aggregates, audit
 from quietly_collector.deletion import RECEIPTS_TABLE, per_install_tables
 from quietly_collector.store import Store
 
@@ -91,6 +93,9 @@ def run_gc(store: Store) -> GcReport:
         gone = int(before) - int(after or 0)
         if gone:
             report.expired_rows[str(table)] = report.expired_rows.get(str(table), 0) + gone
+    trimmed = aggregates.trim_expired_days(store)
+    if trimmed:
+        log.info("expired days trimmed from live rows: %s", trimmed)
     for table in per_install_tables(store):
         q = _quote(table)
         _, found = store.query(
@@ -101,9 +106,12 @@ def run_gc(store: Store) -> GcReport:
             continue
         # Our own HMAC values: safe to inline (ALTER takes no query parameters).
         in_list = ",".join(str(int(h)) for h, _ in found)
+        rebuild = (aggregates.rollup_days(store, in_list)
+                   if table == aggregates.ROLLUP_SOURCE else [])
         store.write_command(
             f"ALTER TABLE {q} DELETE WHERE install_hash IN ({in_list})", {"mutations_sync": 2}
         )
+        aggregates.rebuild_rollup(store, rebuild)
         report.stray_rows[table] = sum(int(n) for _, n in found)
     report.seconds = time.perf_counter() - started
     return report

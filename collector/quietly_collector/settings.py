@@ -96,11 +96,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 RETENTION_COLUMNS: dict[str, str] = {
     "events": "ts",
     "rejected_events": "received_at",
-    "agg_install_day": "day",
+    "agg_install_day_v2": "day",
     "agg_sessions": "first_ts",
-    "agg_session_events": "first_ts",
-    "agg_features": "day",
+    "agg_session_events_v2": "first_ts",
+    # One row per install holds its days: the row goes when its newest day expires,
+    # older days are trimmed at each maintenance cycle (aggregates.py).
+    "agg_active_days_v2": "last_day",
+    "agg_features_v2": "last_day",
     "agg_performance": "day",
+    "agg_performance_rollup": "day",
     "agg_jobs": "first_seen",
     "agg_surveys": "day",
     "agg_deployments": "day",
@@ -109,10 +113,22 @@ RETENTION_COLUMNS: dict[str, str] = {
 }
 
 
+# Tables replaced by migration 0009: a configuration naming the old table keeps
+# applying to its successor.
+RENAMED_TABLES: dict[str, str] = {
+    "agg_install_day": "agg_install_day_v2",
+    "agg_session_events": "agg_session_events_v2",
+    "agg_features": "agg_features_v2",
+}
+
+
 def retention_of(s: Settings, table: str) -> int:
     """Days a table's rows are kept (0: forever)."""
     if table in s.table_retention_days:
         return s.table_retention_days[table]
+    for old, new in RENAMED_TABLES.items():
+        if new == table and old in s.table_retention_days:
+            return s.table_retention_days[old]
     if table == "events":
         return s.retention_days
     if table == "rejected_events":
@@ -264,7 +280,7 @@ def _check(s: Settings) -> None:
     if s.rate_limit_burst <= 0:
         raise SettingsError("rate_limit_burst: must be positive")
     for table, days in s.table_retention_days.items():
-        if table not in RETENTION_COLUMNS:
+        if table not in RETENTION_COLUMNS and table not in RENAMED_TABLES:
             raise SettingsError(
                 f"table_retention_days.{table}: not a table with retention; one of"
                 f" {', '.join(RETENTION_COLUMNS)}"
