@@ -18,7 +18,11 @@ from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY, body, event, header
 
 INGEST = ("POST", "/v1/batch")
 # No credentials at all: liveness, readiness and the API description.
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"),
+          ("GET", "/dashboard/login")}
+# The dashboard's sign-in and sign-out need no credentials: they only set or clear the
+# session cookie (the token is in the form; tests/test_dashboard.py checks it).
+SESSION = {("POST", "/dashboard/login"), ("POST", "/dashboard/logout")}
 # Request bodies and path parameters that an admin call would succeed with.
 BODIES = {"/v1/sql": {"sql": "SELECT 1"}}
 PARAMS = {"name": "dau"}
@@ -46,8 +50,9 @@ async def test_a_write_key_is_refused_on_every_route_but_ingest(server: Running)
     spec = json.loads((resources.files("quietly_collector") / "openapi.json").read_text())
     for method, path in routes:
         secured = "security" in spec["paths"][path][method.lower()]
-        assert secured == ((method, path) not in PUBLIC), (method, path)
-    guarded = sorted(routes - PUBLIC - {INGEST})
+        assert secured == ((method, path) not in PUBLIC | SESSION), (method, path)
+    guarded = sorted(routes - PUBLIC - SESSION - {INGEST})
+    assert ("GET", "/dashboard") in guarded and ("GET", "/dashboard/engineering") in guarded
     assert ("POST", "/v1/admin/gc") in guarded and ("POST", "/v1/sql") in guarded
     assert ("POST", "/v1/admin/alerts/check") in guarded
     for method, path in guarded:
@@ -58,6 +63,9 @@ async def test_a_write_key_is_refused_on_every_route_but_ingest(server: Running)
     # The public routes only read, and a write key changes nothing there.
     for method, path in PUBLIC:
         assert method == "GET"
+        assert await _call(server, method, path, WRITE_KEY) == await _call(
+            server, method, path, None)
+    for method, path in SESSION:
         assert await _call(server, method, path, WRITE_KEY) == await _call(
             server, method, path, None)
     # The one route that writes: write keys only, the admin token is not one.

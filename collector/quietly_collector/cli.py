@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from quietly_collector import simulate
 
     _add_setting_flags(simulate.add_parser(sub), ("data_dir",))
+    from quietly_collector.report import cli as report_cli
+
+    _add_setting_flags(report_cli.add_parser(sub), _COMMON)
     from quietly_collector.alerts import cli as alerts_cli
 
     for p in alerts_cli.add_parser(sub):
@@ -124,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         from quietly_collector.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "report":
+        from quietly_collector.report.cli import run_report
+
+        return run_report(args, settings)
     if args.command == "alerts":
         from quietly_collector.alerts.cli import run_alerts_command
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from quietly_collector import admin, views
 from quietly_collector.alerts import http as alerts_http
+from quietly_collector.dashboard import routes as dashboard
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,3 +20,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/openapi.json", views.openapi)
+    dashboard.setup(app)

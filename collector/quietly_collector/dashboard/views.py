@@ -1,0 +1,68 @@
+"""Dashboard handlers: check access, read the query string, render a page in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from quietly_collector.dashboard import alerts, auth, engineering, executive, layout, product
+from quietly_collector.dashboard.widgets import View
+from quietly_collector.keys import COLLECTOR
+from quietly_collector.middlewares import error_body
+from quietly_collector.report.fetch import store_fetch
+from quietly_collector.report.periods import Window
+from quietly_collector.store import StorageError
+
+MAX_DAYS = 365
+Body = Callable[[View], str]
+PAGES: dict[str, tuple[str, str, Body]] = {
+    "executive": ("Executive", "Active users, retention, satisfaction and deployments.",
+                  executive.body),
+    "product": ("Product", "Adoption, funnels, jobs to be done and satisfaction.",
+                product.body),
+    "engineering": ("Engineering", "Crash and error rates, performance grades.",
+                    engineering.body),
+}
+
+
+def _params(request: web.Request) -> tuple[int, str] | web.Response:
+    days_text = request.query.get("days", "30")
+    if not re.fullmatch(r"[0-9]{1,3}", days_text) or not 1 <= int(days_text) <= MAX_DAYS:
+        return error_body(400, f"days: expected a whole number from 1 to {MAX_DAYS},"
+                               f" got {days_text!r}")
+    app = request.query.get("app", "")
+    if len(app) > 128:
+        return error_body(400, "app: at most 128 characters")
+    return int(days_text), app
+
+
+def _render(name: str, params: tuple[int, str], request: web.Request) -> str:
+    days, app = params
+    store = request.app[COLLECTOR].store
+    until = datetime.now(UTC).date()
+    view = View(Window(until - timedelta(days=days - 1), until), app, store_fetch(store))
+    title, subtitle, body = PAGES[name]
+    content = alerts.render(alerts.firing(store)) + body(view)
+    return layout.page(name, title, f"{subtitle} {view.window.label()} (UTC days).", days,
+                       app, content)
+
+
+def handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def page(request: web.Request) -> web.StreamResponse:
+        denied = auth.check(request)
+        if denied is not None:
+            return denied
+        params = _params(request)
+        if isinstance(params, web.Response):
+            return params
+        try:
+            text = await asyncio.to_thread(_render, name, params, request)
+        except StorageError as exc:
+            return error_body(503, f"storage unavailable: {str(exc)[:500]}")
+        return layout.html_response(text)
+
+    return page
