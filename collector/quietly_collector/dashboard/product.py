@@ -26,8 +26,12 @@ def body(v: View) -> str:
     activation = by_day(rows(f, "activation", w, app), "activated_installs", "new_installs")
     trend = trailing(w, TREND)
     jobs = details.jobs(f, trend, app)
+    # Periods before the first answer would only stretch the x axis.
+    first = min((i for j in jobs for i, s in enumerate(j.satisfaction) if s is not None),
+                default=0)
     satisfaction = [(j.job, [(t.until.isoformat(), s) for t, s in
-                             zip(trend, j.satisfaction, strict=True)]) for j in jobs]
+                             zip(trend[first:], j.satisfaction[first:], strict=True)])
+                    for j in jobs]
     return "".join([
         top,
         '<div class="grid">',

@@ -37,7 +37,7 @@ section.panel { margin-bottom:16px; }
 .card .value { font-size:1.6rem; font-weight:650; margin:2px 0; }
 .better { color:var(--good); } .worse { color:var(--bad); } .same { color:var(--muted); }
 .delta { font-size:.85rem; }
-svg.chart { width:100%; height:auto; display:block; }
+svg.chart { width:100%; height:auto; max-height:300px; display:block; }
 svg.chart .grid { stroke:var(--line); stroke-width:1; }
 svg.chart text { font-size:11px; fill:var(--muted); }
 svg.chart .ylab { text-anchor:end; }
