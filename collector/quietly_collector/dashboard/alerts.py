@@ -2,51 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from html import escape
-from typing import Any
 
+from quietly_collector.alerts.state import FiringAlert
+from quietly_collector.alerts.state import firing as read_firing
 from quietly_collector.dashboard.layout import panel
-from quietly_collector.store import Store
+from quietly_collector.store import StorageError, Store
+
+log = logging.getLogger("quietly.dashboard")
 
 
-def firing(store: Store) -> list[Any] | None:
+def firing(store: Store) -> list[FiringAlert] | None:
     """Alerts firing now; None when the alert state cannot be read."""
     try:
-        from quietly_collector.alerts.state import firing as read_firing
-    except ImportError:  # a build without the alert engine
-        return None
-    try:
-        return list(read_firing(store))
-    except Exception:
-        # No alert table yet, or storage trouble: the rest of the page is still worth showing.
+        return read_firing(store)
+    except StorageError as exc:
+        # The rest of the page is still worth showing; the panel says what is missing.
+        log.warning("dashboard: alert state unreadable: %s", exc)
         return None
 
 
-def _num(v: Any) -> str:
-    if v is None:
-        return "\u2013"
-    return f"{v:,.4g}" if isinstance(v, float) else escape(str(v))
+def _num(v: float | None) -> str:
+    return "\u2013" if v is None else f"{v:,.4g}"
 
 
-def render(alerts: list[Any] | None) -> str:
+def render(alerts: list[FiringAlert] | None) -> str:
     if alerts is None:
-        return panel("Firing alerts", '<p class="empty">Alert state unavailable.</p>', "alerts")
+        return panel("Firing alerts", '<p class="empty">Alert state unavailable (see the'
+                     " collector log).</p>", "alerts")
     if not alerts:
         return panel("Firing alerts", "<p>No alert is firing.</p>", "alerts none")
     rows = []
     for a in alerts:
-        sev = str(getattr(a, "severity", ""))
-        since = getattr(a, "since", None)
-        since_text = since.strftime("%Y-%m-%d %H:%M UTC") if isinstance(since, datetime) else ""
-        scope = str(getattr(a, "scope", "") or getattr(a, "app", "") or "all")
+        since = a.since.strftime("%Y-%m-%d %H:%M UTC") if isinstance(a.since, datetime) else ""
         rows.append(
-            f'<tr><td><span class="sev sev-{escape(sev)}">{escape(sev)}</span></td>'
-            f"<td>{escape(str(getattr(a, 'rule', '')))}</td><td>{escape(scope)}</td>"
-            f'<td class="n">{_num(getattr(a, "value", None))}</td>'
-            f'<td class="n">{_num(getattr(a, "threshold", None))}</td>'
-            f"<td>{escape(str(getattr(a, 'window', '')))}</td><td>{escape(since_text)}</td></tr>")
+            f'<tr><td><span class="sev sev-{escape(a.severity)}">{escape(a.severity)}</span></td>'
+            f"<td>{escape(a.rule)}</td><td>{escape(a.scope or a.app or 'all apps')}</td>"
+            f'<td class="n">{_num(a.value)}</td><td class="n">{_num(a.threshold)}</td>'
+            f"<td>{escape(a.window)}</td><td>{escape(since)}</td>"
+            f"<td><code>{escape(a.query)}</code></td></tr>")
     table = ('<table><tr><th>severity</th><th>rule</th><th>scope</th><th class="n">value</th>'
-             '<th class="n">threshold</th><th>window</th><th>firing since</th></tr>'
-             f"{''.join(rows)}</table>")
+             '<th class="n">threshold</th><th>window</th><th>firing since</th>'
+             f"<th>see the data</th></tr>{''.join(rows)}</table>")
     return panel(f"Firing alerts ({len(alerts)})", table, "alerts")

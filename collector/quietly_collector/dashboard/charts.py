@@ -5,6 +5,7 @@ Every value is also in a <title> (a tooltip, and text for screen readers).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from html import escape
 
@@ -17,7 +18,9 @@ Format = Callable[[float], str]
 
 
 def number(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:,.2f}"
+    if abs(v) >= 100 or v == int(v):
+        return f"{v:,.0f}"
+    return f"{v:,.2f}".rstrip("0").rstrip(".")
 
 
 def percent(v: float) -> str:
@@ -25,13 +28,12 @@ def percent(v: float) -> str:
 
 
 def _nice_max(v: float) -> float:
+    """The smallest 4 x (a round step) reaching v: four grid steps of round numbers."""
     if v <= 0:
         return 1.0
-    step = 10 ** len(str(int(v))) / 10 if v >= 1 else 0.1
-    top = step
-    while top < v:
-        top += step / 2 if step >= 1 else step / 4
-    return top
+    raw = v / 4
+    mag = 10.0 ** math.floor(math.log10(raw))
+    return 4 * next(m * mag for m in (1, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * mag >= raw)
 
 
 def _frame(lo: float, hi: float, f: Format) -> list[str]:

@@ -1,0 +1,165 @@
+"""The dashboard in a real headless browser (Debian's chromium through playwright), on
+data from ``quietly simulate``: every page loads, with no console error and no request
+leaving localhost; sign-in, the session cookie, sign-out; firing alerts shown.
+
+Screenshots go to a temporary directory, or to QUIETLY_SCREENSHOTS (docs/img for the
+README's pictures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quietly_collector.alerts.state import FIRING, AlertState, save
+from quietly_collector.simulate import run_simulate
+from tests.conftest import make_settings
+from tests.helpers import ADMIN_TOKEN, WRITE_KEY
+from tests.sdk.conftest import ThreadedCollector
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+PAGES = {"executive": "/dashboard", "product": "/dashboard/product",
+         "engineering": "/dashboard/engineering"}
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="needs Debian's chromium (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory,
+              chdb_path: Path) -> Iterator[ThreadedCollector]:
+    c = ThreadedCollector(make_settings(tmp_path_factory.mktemp("dash"), chdb_path))
+    c.start()
+    try:
+        args = argparse.Namespace(users=40, days=60, seed=1, app="demo-ide", url=c.url,
+                                  write_key=WRITE_KEY, workers=4, data_dir=None)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert run_simulate(args, c.settings) == 0
+        assert c.running is not None
+        c.call(c.running.settle(60))
+        now = datetime.now(UTC)
+        # One firing alert, as the alert engine stores it: the panel must show it.
+        save(c.running.store, [AlertState(
+            rule="crash_rate", scope="demo-ide", app="demo-ide", state=FIRING,
+            severity="critical", value=0.031, threshold=0.01, samples=120, window="1d",
+            query="quietly query crash_rate --app demo-ide", since=now, last_notified=now,
+            updated_at=now)], [])
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _shots() -> Path | None:
+    target = os.environ.get("QUIETLY_SCREENSHOTS")
+    return Path(target) if target else None
+
+
+def test_every_page_in_a_real_browser(simulated: ThreadedCollector, browser: Any,
+                                      tmp_path: Path) -> None:
+    base = simulated.url
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+
+    # No session: the browser is sent to the form. A write key is refused there.
+    page.goto(base + "/dashboard")
+    assert page.url == base + "/dashboard/login"
+    page.fill("#token", WRITE_KEY)
+    page.click("button[type=submit]")
+    assert "write key" in page.inner_text("[role=alert]")
+    problems.clear()  # the 403 of that refusal is logged as a console error, rightly
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("button[type=submit]")
+    assert page.url == base + "/dashboard"
+    [cookie] = context.cookies()
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict",
+                                                                        "/dashboard")
+    assert ADMIN_TOKEN not in cookie["value"]
+
+    out = _shots() or tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    for name, path in PAGES.items():
+        response = page.goto(f"{base}{path}?days=30")
+        assert response is not None and response.status == 200, name
+        assert page.inner_text("h1") == name.capitalize()
+        assert "crash_rate" in page.inner_text("section.alerts"), name
+        assert page.locator("svg.chart").count() >= 1, name
+        assert page.locator(".card").count() >= 4, name
+        assert "No data in this period" not in page.inner_text("main"), name
+        page.screenshot(path=str(out / f"dashboard-{name}.png"), full_page=True)
+    assert page.locator("h2", has_text="Performance grades").count() == 1
+    assert page.locator("span.grade").count() > 10
+    page.goto(base + "/dashboard/product?days=30")
+    assert page.locator("h2", has_text="Jobs to be done").count() == 1
+    assert page.locator("text=fix_a_bug").count() >= 1
+
+    assert problems == []
+    assert requests, "no request recorded"
+    outside = [u for u in requests if not u.startswith(base + "/") and not u.startswith("data:")]
+    assert outside == []
+
+    # Sign out: the cookie is gone, and the dashboard sends the browser to the form again.
+    page.click("text=Sign out")
+    assert page.url == base + "/dashboard/login"
+    assert context.cookies() == []
+    page.goto(base + "/dashboard/engineering")
+    assert page.url == base + "/dashboard/login"
+    context.close()
+
+
+def test_sessions_are_signed_and_bound_to_the_admin_token(simulated: ThreadedCollector,
+                                                           browser: Any) -> None:
+    base = simulated.url
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(base + "/dashboard/login")
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("button[type=submit]")
+    [cookie] = context.cookies()
+    expires, _, mac = cookie["value"].partition(".")
+    forged = [f"{int(expires) + 3600}.{mac}", f"{expires}.{'0' * 64}", "1.2", ""]
+    for value in forged:
+        context.clear_cookies()
+        context.add_cookies([{**cookie, "value": value}])
+        page.goto(base + "/dashboard")
+        assert page.url == base + "/dashboard/login", value
+    # The API answers as for any admin route: 401 without, 403 for a write key.
+    api = context.request
+    assert api.get(base + "/dashboard", max_redirects=0).status == 401
+    assert api.get(base + "/dashboard", headers={"Authorization": f"Bearer {WRITE_KEY}"},
+                   max_redirects=0).status == 403
+    ok = api.get(base + "/dashboard?days=7",
+                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert ok.status == 200 and "default-src 'none'" in ok.headers["content-security-policy"]
+    assert api.get(base + "/dashboard?days=0",
+                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status == 400
+    context.close()
+
