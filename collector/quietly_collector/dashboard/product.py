@@ -96,6 +96,7 @@ def job_table(jobs: list[details.Job], n: int) -> str:
             f'<td class="n same">{fmt.rate(j.previous_rate)}</td>'
             f'<td class="n">{fmt.score(j.satisfaction[-1] if j.satisfaction else None)}</td>'
             f"<td>{charts.spark(j.satisfaction, 'satisfaction of ' + j.job)}</td></tr>")
-    return "".join(out) + ("</table><p class=\"sub\">Completion rate: installs that first met"
-                           " the job in the period and completed it successfully, among those"
-                           " that started it.</p>")
+    return "".join(out) + ("</table><p class=\"sub\">Funnel: every install that started the"
+                           " job in the period, and those that completed it within a day."
+                           " Completion rate: of the installs new to the job in the period"
+                           " that started it, those that completed it successfully.</p>")

@@ -57,8 +57,10 @@ def jobs_section(r: Report) -> str:
         trend = " → ".join(fmt.score(s) for s in j.satisfaction)
         out.append(
             f"<h3>{escape(j.job)}</h3><p>Completion rate <b>{fmt.rate(j.completion_rate)}</b>"
-            f" (previous {fmt.rate(j.previous_rate)}); {j.started:,} started,"
-            f" {j.completed:,} completed successfully.</p>"
+            f" (previous {fmt.rate(j.previous_rate)}): of {j.started:,} installs new to the"
+            f" job that started it, {j.completed:,} completed it successfully. Funnel: every"
+            " install that started the job in the period, and those that completed it within"
+            " a day.</p>"
             f"<table><tr><th>funnel step</th><th class=\"n\">users</th><th></th>"
             f'<th class="n">of the first step</th></tr>{steps}</table>'
             f"<p>Satisfaction over the last {len(r.trend)} {r.period}s: {trend} "

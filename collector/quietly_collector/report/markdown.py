@@ -60,8 +60,10 @@ def render(r: Report) -> str:
     for j in r.jobs:
         out += [f"### {_cell(j.job)}", "",
                 f"Completion rate {fmt.rate(j.completion_rate)} (previous"
-                f" {fmt.rate(j.previous_rate)}); {j.started:,} started, {j.completed:,}"
-                " completed successfully.", "",
+                f" {fmt.rate(j.previous_rate)}): of {j.started:,} installs new to the job"
+                f" that started it, {j.completed:,} completed it successfully.", "",
+                "Funnel: every install that started the job in the period, and those that"
+                " completed it within a day.", "",
                 "| funnel step | users | of the first step |", "|---|---:|---:|"]
         first = j.funnel[0][1] if j.funnel else 0
         out += [f"| {step} | {n:,} | {fmt.rate(n / first if first else None)} |"
