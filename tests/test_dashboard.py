@@ -159,7 +159,14 @@ def test_sessions_are_signed_and_bound_to_the_admin_token(simulated: ThreadedCol
     ok = api.get(base + "/dashboard?days=7",
                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert ok.status == 200 and "default-src 'none'" in ok.headers["content-security-policy"]
-    assert api.get(base + "/dashboard?days=0",
-                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status == 400
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert api.get(base + "/dashboard?days=0", headers=admin).status == 400
+    # One app, or an app without data: the page still renders, with empty states.
+    for path in PAGES.values():
+        one = api.get(f"{base}{path}?days=7&app=demo-ide", headers=admin)
+        assert one.status == 200 and "app <b>demo-ide</b>" in one.text(), path
+        none = api.get(f"{base}{path}?app=%3Cb%3Eno-such-app", headers=admin)
+        assert none.status == 200 and "&lt;b&gt;no-such-app" in none.text(), path
+        assert "No data in this period" in none.text() or "No performance" in none.text()
     context.close()
 
