@@ -51,7 +51,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_batch_events: int = 2000
     flush_rows: int = 20_000
     flush_interval_ms: int = 200
-    dedup_memory_ids: int = 500_000
+    dedup_memory_ids: int = 250_000
     future_tolerance_s: int = 60
     retention_days: int = 0
     rejected_retention_days: int = 30
