@@ -7,8 +7,6 @@ import asyncio
 import json
 import logging
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -240,38 +238,12 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sql_over_http(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
-    import os
+    from quietly_collector import admin_client
 
-    from quietly_collector.credentials import read_admin_token
-
-    url = (args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080").rstrip("/")
-    token = read_admin_token(settings)
-    if not token:
-        print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
-        return 2
-    req = urllib.request.Request(
-        url + "/v1/sql",
-        data=json.dumps({"sql": args.query}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            data: dict[str, Any] = json.loads(resp.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            reason = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            reason = exc.reason
-        print(f"quietly: {reason}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(
-            f"quietly: cannot reach a collector at {url} ({exc.reason}). Start one with"
-            " 'quietly serve', or use --direct when no collector holds the data directory.",
-            file=sys.stderr,
-        )
-        return 1
+    got: dict[str, Any] | int = admin_client.call(
+        args, settings, "/v1/sql", data=json.dumps({"sql": args.query}).encode(),
+        timeout=60, content_type="application/json")
+    return got
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:

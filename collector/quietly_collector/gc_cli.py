@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 from quietly_collector.settings import Settings
@@ -72,33 +69,9 @@ def _direct(settings: Settings) -> dict[str, Any] | int:
 
 
 def _over_http(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | int:
-    from quietly_collector.credentials import read_admin_token
+    from quietly_collector import admin_client
 
-    url = (args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080").rstrip("/")
-    token = read_admin_token(settings)
-    if not token:
-        print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
-        return 2
-    req = urllib.request.Request(
-        url + "/v1/admin/gc", data=b"", method="POST",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    try:
-        # A cycle on a large store can take minutes (it rewrites expired partitions).
-        with urllib.request.urlopen(req, timeout=3600) as resp:
-            data: dict[str, Any] = json.loads(resp.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            reason = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            reason = exc.reason
-        print(f"quietly: {reason}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(
-            f"quietly: cannot reach a collector at {url} ({exc.reason}). Start one with"
-            " 'quietly serve', or use --direct when no collector holds the data directory.",
-            file=sys.stderr,
-        )
-        return 1
+    # A cycle on a large store can take minutes (it rewrites expired partitions).
+    got: dict[str, Any] | int = admin_client.call(
+        args, settings, "/v1/admin/gc", data=b"", method="POST", timeout=3600)
+    return got

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
@@ -79,41 +78,18 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
 def _over_http(
     args: argparse.Namespace, settings: Settings, since: str, until: str
 ) -> list[dict[str, Any]] | int:
-    from quietly_collector.credentials import read_admin_token
+    from quietly_collector import admin_client
 
-    url = (args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080").rstrip("/")
-    token = read_admin_token(settings)
-    if not token:
-        print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
-        return 2
     params: list[tuple[str, str]] = [("since", since), ("until", until)]
     if args.app:
         params.append(("app", args.app))
     if args.window:
         params.append(("window", args.window))
     params += [("step", s) for s in args.steps]
-    req = urllib.request.Request(
-        f"{url}/v1/metrics/{urllib.parse.quote(args.metric)}?{urllib.parse.urlencode(params)}",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            data: list[dict[str, Any]] = json.loads(resp.read())
-            return data
-    except urllib.error.HTTPError as exc:
-        try:
-            reason = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            reason = exc.reason
-        print(f"quietly: {reason}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(
-            f"quietly: cannot reach a collector at {url} ({exc.reason}). Start one with"
-            " 'quietly serve', or use --direct when no collector holds the data directory.",
-            file=sys.stderr,
-        )
-        return 1
+    got: list[dict[str, Any]] | int = admin_client.call(
+        args, settings,
+        f"/v1/metrics/{urllib.parse.quote(args.metric)}?{urllib.parse.urlencode(params)}")
+    return got
 
 
 def _print(objects: list[dict[str, Any]], columns: list[str], fmt: str) -> None:

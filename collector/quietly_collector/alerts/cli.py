@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 from quietly_collector.alerts.rules import effective_rules
@@ -91,31 +88,14 @@ def _direct(settings: Settings) -> list[dict[str, Any]] | int:
 
 
 def _over_http(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]] | int:
-    from quietly_collector.credentials import read_admin_token
+    from quietly_collector import admin_client
 
-    url = (args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080").rstrip("/")
-    token = read_admin_token(settings)
-    if not token:
-        print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
-        return 2
-    req = urllib.request.Request(url + "/v1/admin/alerts/check", data=b"", method="POST",
-                                 headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=600) as resp:
-            alerts: list[dict[str, Any]] = json.loads(resp.read())["alerts"]
-            return alerts
-    except urllib.error.HTTPError as exc:
-        try:
-            reason = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            reason = exc.reason
-        print(f"quietly: {reason}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"quietly: cannot reach a collector at {url} ({exc.reason}). Start one with"
-              " 'quietly serve', or use --direct when no collector holds the data directory.",
-              file=sys.stderr)
-        return 1
+    got = admin_client.call(args, settings, "/v1/admin/alerts/check", data=b"",
+                            method="POST", timeout=600)
+    if isinstance(got, int):
+        return got
+    alerts: list[dict[str, Any]] = got["alerts"]
+    return alerts
 
 
 def _print_check(alerts: list[dict[str, Any]]) -> None:

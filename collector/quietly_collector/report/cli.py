@@ -8,7 +8,6 @@ it reads the views itself.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -38,6 +37,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    from quietly_collector.admin_client import collector_url
     from quietly_collector.report import html, markdown
     from quietly_collector.report.fetch import FetchError, http_fetch, store_fetch
     from quietly_collector.report.model import build
@@ -63,8 +63,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token",
                   file=sys.stderr)
             return 2
-        url = args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080"
-        fetch = http_fetch(url, token)
+        fetch = http_fetch(collector_url(args), token)
     try:
         if store is not None:
             store.connect()

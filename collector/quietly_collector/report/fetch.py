@@ -6,13 +6,13 @@ Both answer a :class:`~quietly_collector.metrics.Query` with row objects, the sh
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from quietly_collector.admin_client import AdminCallError, request_json
 from quietly_collector.metrics import Query, as_objects, run
 from quietly_collector.store import Store
 
@@ -42,25 +42,13 @@ def http_fetch(url: str, token: str, timeout: float = 120.0) -> Fetch:
         if q.metric == "funnel":
             params.append(("window", str(q.window_s)))
             params += [("step", s) for s in q.steps]
-        req = urllib.request.Request(
-            f"{base}/v1/metrics/{urllib.parse.quote(q.metric)}?"
-            f"{urllib.parse.urlencode(params)}",
-            headers={"Authorization": f"Bearer {token}"},
-        )
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                data: Rows = json.loads(resp.read())
-                return data
-        except urllib.error.HTTPError as exc:
-            try:
-                reason = json.loads(exc.read()).get("error", exc.reason)
-            except ValueError:
-                reason = exc.reason
-            raise FetchError(f"{q.metric}: {exc.code} {reason}") from None
-        except urllib.error.URLError as exc:
-            raise FetchError(
-                f"cannot reach a collector at {base} ({exc.reason}). Start one with"
-                " 'quietly serve', or use --direct when no collector holds the data directory."
-            ) from None
+            data: Rows = request_json(
+                base, f"/v1/metrics/{urllib.parse.quote(q.metric)}?"
+                f"{urllib.parse.urlencode(params)}", token, timeout=timeout)
+        except AdminCallError as exc:
+            status = f"{exc.status} " if exc.status else ""
+            raise FetchError(f"{q.metric}: {status}{exc}") from None
+        return data
 
     return fetch
