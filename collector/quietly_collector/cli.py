@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from quietly_collector.settings import (
     flag_name,
     load_settings,
 )
+from quietly_collector.telemetry.logs import configure_logging
 
 # Options every command takes; the rest of the settings are for ``serve``.
 _COMMON = ("data_dir", "clickhouse_url", "chdb_path", "database", "admin_token")
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for p in alerts_cli.add_parser(sub):
         _add_setting_flags(p, (*_COMMON, "alert_webhooks", "alert_link_base"))
+    from quietly_collector import cluster_cli
+
+    _add_setting_flags(cluster_cli.add_parser(sub), (
+        "retention_days", "rejected_retention_days", "aggregate_retention_days",
+        "table_retention_days"))
     return parser
 
 
@@ -103,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"quietly: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings)  # log_format: text or JSON lines, secrets redacted
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
@@ -129,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from quietly_collector.report.cli import run_report
 
         return run_report(args, settings)
+    if args.command == "cluster-ddl":
+        from quietly_collector.cluster_cli import run_cluster_ddl
+
+        return run_cluster_ddl(args, settings)
     if args.command == "alerts":
         from quietly_collector.alerts.cli import run_alerts_command
 

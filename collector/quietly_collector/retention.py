@@ -30,11 +30,12 @@ def apply_retention(store: Store, settings: Settings) -> dict[str, int]:
 
 def _apply_ttl(store: Store, table: str, column: str, days: int) -> None:
     _, rows = store.query(
-        "SELECT create_table_query FROM system.tables"
+        "SELECT create_table_query, engine FROM system.tables"
         " WHERE database = currentDatabase() AND name = {t:String}",
         {"t": table},
     )
-    if not rows:
+    # On a cluster the TTL belongs to the local table (`quietly cluster-ddl`).
+    if not rows or rows[0][1] == "Distributed":
         return
     m = _TTL.search(str(rows[0][0]))
     current = m.group(1).strip() if m else ""
