@@ -55,6 +55,7 @@ async def test_a_write_key_is_refused_on_every_route_but_ingest(server: Running)
     assert ("GET", "/dashboard") in guarded and ("GET", "/dashboard/engineering") in guarded
     assert ("POST", "/v1/admin/gc") in guarded and ("POST", "/v1/sql") in guarded
     assert ("POST", "/v1/admin/alerts/check") in guarded
+    assert ("GET", "/metrics") in guarded  # self-metrics: admin token unless metrics_public
     for method, path in guarded:
         assert await _call(server, method, path, None) == 401, (method, path)
         assert await _call(server, method, path, "unknown-key-0123456789") == 401, path

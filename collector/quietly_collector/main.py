@@ -17,6 +17,7 @@ from quietly_collector.routes import setup_routes
 from quietly_collector.service import Collector
 from quietly_collector.settings import Settings
 from quietly_collector.tasks import run_maintenance, watch_keys
+from quietly_collector.telemetry.app import setup_telemetry
 
 log = logging.getLogger("quietly")
 SHUTDOWN_DRAIN_SECONDS = 10.0
@@ -46,6 +47,7 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     # In this order: the tasks stop (reverse order) before the collector does.
     app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys, run_alerts])
     setup_routes(app)
+    setup_telemetry(app)  # /metrics, and OTLP export when configured
     return app
 
 

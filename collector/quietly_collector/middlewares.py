@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from quietly_collector.keys import REQUEST_ID
+from quietly_collector.telemetry.logs import REQUEST_ID as LOG_REQUEST_ID
 
 log = logging.getLogger("quietly.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -22,6 +23,7 @@ def error_body(status: int, reason: str) -> web.Response:
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     request[REQUEST_ID] = request_id
+    logged_as = LOG_REQUEST_ID.set(request_id)  # every log line of this request carries it
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -35,5 +37,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path,
                       request_id)
         response = error_body(500, "internal error; see the collector log")
+    finally:
+        LOG_REQUEST_ID.reset(logged_as)
     response.headers["X-Request-Id"] = request_id
     return response

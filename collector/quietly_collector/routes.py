@@ -7,6 +7,7 @@ from aiohttp import web
 from quietly_collector import admin, views
 from quietly_collector.alerts import http as alerts_http
 from quietly_collector.dashboard import routes as dashboard
+from quietly_collector.telemetry import app as telemetry
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,4 +21,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/readyz", views.readyz)
     app.router.add_get("/openapi.json", views.openapi)
+    app.router.add_get("/metrics", telemetry.get_metrics)
     dashboard.setup(app)

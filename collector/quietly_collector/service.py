@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from quietly_collector.spool import (
     SpoolUnavailable,
 )
 from quietly_collector.store import StorageError, Store
+from quietly_collector.telemetry.hooks import Hooks, count_rejections
 from quietly_collector.writer import Writer, line_event_id
 from quietly_schemas import Catalog, load_catalog
 
@@ -85,6 +87,7 @@ class Collector:
         self.batches_in_flight = 0  # bounded by views.post_batch
         self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self.maintenance = MaintenanceState()
+        self.hooks = Hooks()  # timings and spans for telemetry/ (no-ops without it)
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -106,6 +109,7 @@ class Collector:
             self.counters,
             recovery_end=self.spool.write_pos,
             deleted=self.deleted,
+            hooks=self.hooks,
         )
         self.counters["spool_damaged_records"] += recovery.damaged
         self.counters["spool_torn_bytes"] += recovery.truncated_bytes
@@ -182,7 +186,9 @@ class Collector:
                 break
             # A concurrent request holds some of these ids: whether they are duplicates
             # depends on whether it is acknowledged. Look again once it is decided.
+            waited = time.perf_counter()
             await asyncio.wait(busy)
+            self.hooks.queue_wait(time.perf_counter() - waited, "inflight_ids")
         # Reserved until decided; an id enters the duplicate filter only once durable, so a
         # refused batch neither pushes accepted ids out nor leaves its own behind.
         held = [c.key for c in fresh] + [c.key for c in lookup]
@@ -243,7 +249,9 @@ class Collector:
             try:
                 pos = self.spool.append(records)
                 self.deleted.hashes.update(c.install_hash for c in deletions)
+                waited = time.perf_counter()
                 await self.spool.wait_durable(pos)
+                self.hooks.queue_wait(time.perf_counter() - waited, "fsync")
             except (SpoolFull, SpoolUnavailable) as exc:
                 # What the clients see as 503s, counted the same way: whole batches.
                 why = "spool_full" if isinstance(exc, SpoolFull) else "disk"
@@ -259,6 +267,8 @@ class Collector:
         counters["events_accepted"] += len(fresh) + len(deletions)
         counters["events_duplicate"] += duplicates
         counters["events_rejected"] += len(processed.rejected)
+        if processed.rejected:
+            count_rejections(counters, processed.rejected)
         counters["deletions_received"] += len(deletions)
         return BatchResult(
             accepted=len(fresh) + len(deletions),

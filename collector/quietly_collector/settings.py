@@ -61,6 +61,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Expire TTL'd rows, re-check deletions (maintenance.py); 0: only `quietly gc`.
     maintenance_interval_s: int = 3600
     log_level: str = "info"
+    # Self-observation (docs/observability.md): "text" or "json" (one object a line).
+    log_format: str = "text"
+    # GET /metrics without the admin token (a scraper on a private network).
+    metrics_public: bool = False
+    # An OTLP/HTTP receiver's base URL (http://host:4318): metrics and traces go there.
+    otlp_endpoint: str = ""
     # Metrics (docs/metrics.md): written to the metric_settings tables at start.
     activation_event: str = "feature_used"
     production_environments: list[str] = msgspec.field(default_factory=lambda: ["production"])
@@ -171,6 +177,10 @@ _TYPES: dict[str, Any] = {
 def _parse_env_value(name: str, raw: str) -> Any:
     """Turn a string (env var or flag) into the setting's type."""
     tp = _TYPES[name]
+    if isinstance(tp, msgspec.inspect.BoolType):
+        if raw.strip().lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+        return raw.strip().lower() in ("true", "1", "yes", "on")
     if isinstance(tp, msgspec.inspect.IntType):
         try:
             return int(raw.replace("_", ""))
@@ -273,6 +283,10 @@ def _check(s: Settings) -> None:
                 f" got {value!r}"
             )
     _check_alerts(s)
+    if s.log_format not in ("text", "json"):
+        raise SettingsError(f"log_format: expected text or json, got {s.log_format!r}")
+    if s.otlp_endpoint and not s.otlp_endpoint.startswith(("http://", "https://")):
+        raise SettingsError("otlp_endpoint: expected an http(s) URL such as http://host:4318")
     for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
                  "rejected_retention_days", "aggregate_retention_days"):
         if getattr(s, name) < 0:

@@ -39,6 +39,7 @@ from quietly_collector.spool import (
     Spool,
 )
 from quietly_collector.store import StorageError, Store
+from quietly_collector.telemetry.hooks import Hooks
 
 log = logging.getLogger("quietly.writer")
 # Retries never stop; the cap bounds how late a recovered ClickHouse is noticed.
@@ -73,6 +74,7 @@ class Writer:
         counters: Counter[str],
         recovery_end: Pos,
         deleted: DeletedInstalls | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.spool = spool
         self.store = store
@@ -80,6 +82,7 @@ class Writer:
         self.flush_interval = flush_interval
         self.counters = counters
         self.stats = WriterStats()
+        self.hooks = hooks or Hooks()
         self._cursor = spool.checkpoint
         # Records before this position may already be in ClickHouse (crash recovery).
         self._recovery_end = recovery_end
@@ -203,8 +206,12 @@ class Writer:
         ):
             if not data:
                 continue
+            began = time.perf_counter()
             try:
-                self.store.insert(table, columns, data, f"{table}:{tok}")
+                with self.hooks.span("clickhouse.insert", {"db.collection.name": table,
+                                                           "quietly.bytes": len(data)}):
+                    self.store.insert(table, columns, data, f"{table}:{tok}")
+                self.hooks.insert_seconds(time.perf_counter() - began, table)
             except StorageError as exc:
                 if not exc.is_data_error:
                     raise

@@ -18,7 +18,8 @@ async def post_check(request: web.Request) -> web.Response:
         return denied
     collector = request.app[COLLECTOR]
     try:
-        results = await check(collector.store, collector.settings)
+        results = await check(collector.store, collector.settings,
+                              counters=collector.counters)
     except StorageError as exc:
         return error_body(503, f"alerts not evaluated: {str(exc)[:500]}")
     return web.json_response({"alerts": [r.as_json() for r in results]})

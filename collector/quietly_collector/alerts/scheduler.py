@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,17 +69,26 @@ def _evaluate_all(store: Store, rules: list[AlertRule], now: datetime) -> tuple[
 
 
 async def check(store: Store, settings: Settings, now: datetime | None = None,
-                sleep: notify.Sleep = asyncio.sleep) -> list[Result]:
+                sleep: notify.Sleep = asyncio.sleep,
+                counters: Counter[str] | None = None) -> list[Result]:
+    """``counters``: the collector's, for its self-metrics (telemetry/selfmetrics.py)."""
+    counters = Counter() if counters is None else counters
     lock = _LOCKS.setdefault(store, asyncio.Lock())
     async with lock:
-        return await _check(store, settings, now or datetime.now(UTC), sleep)
+        try:
+            return await _check(store, settings, now or datetime.now(UTC), sleep, counters)
+        except Exception:
+            counters["alert_checks_failed"] += 1
+            raise
 
 
 async def _check(store: Store, settings: Settings, now: datetime,
-                 sleep: notify.Sleep) -> list[Result]:
+                 sleep: notify.Sleep, counters: Counter[str]) -> list[Result]:
     rules = effective_rules(settings.alert_rules)
     by_name = {r.name: r for r in rules}
     previous, observed, failed = await asyncio.to_thread(_evaluate_all, store, rules, now)
+    counters["alert_rules_evaluated"] += len(rules) - len(failed)
+    counters["alert_rules_failed"] += len(failed)
     results: list[Result] = []
     seen: set[tuple[str, str]] = set()
     for rule, obs in observed:
@@ -104,6 +114,7 @@ async def _check(store: Store, settings: Settings, now: datetime,
             deliveries = await notify.send(store, settings.alert_webhooks, r.notified, body,
                                            sleep)
             r = Result(r.state, r.previous, r.observation, r.notified, deliveries)
+            counters["alert_notifications"] += 1
         out.append(r)
     return out
 
@@ -127,7 +138,8 @@ async def run_alerts(app: web.Application) -> AsyncIterator[None]:
                 pass
             try:
                 if collector.store.connected:
-                    await check(collector.store, collector.settings)
+                    await check(collector.store, collector.settings,
+                                counters=collector.counters)
             except Exception:
                 log.exception("alert evaluation failed; next one in %ss", interval)
 
