@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from quietly_collector.cluster_ddl import GLOBAL_TABLES, cluster_statements, render
+from quietly_collector.cli import main
+from quietly_collector.cluster_ddl import (
+    GLOBAL_TABLES,
+    cluster_statements,
+    render,
+    retention_statements,
+)
 from quietly_collector.metrics import METRICS
 from quietly_collector.store import Store, migrate
 from tests.conftest import make_settings
@@ -42,7 +48,11 @@ def _parses(store: Store, sql: str) -> bool:
 def test_every_statement_parses(single: Store) -> None:
     # The check is not vacuous: ClickHouse's parser refuses a typo.
     assert not _parses(single, "CREATE TABLE x ON CLUSTER 'c' (a UInt8) ENGNE = Log")
-    statements = cluster_statements(CLUSTER, "quietly")
+    settings = make_settings(Path("/nonexistent"), Path("/nonexistent"), retention_days=400,
+                             table_retention_days={"audit_log": 730})
+    ttls = retention_statements(CLUSTER, "quietly", settings)
+    assert len(ttls) == 3  # events, rejected_events (30 days by default), audit_log
+    statements = cluster_statements(CLUSTER, "quietly") + ttls
     bad = [s.sql[:120] for s in statements if not _parses(single, s.sql)]
     assert bad == []
     # The printed script splits back into the same statements.
@@ -141,3 +151,12 @@ def test_on_one_shard_every_metric_view_gives_the_single_node_answer(single: Sto
         expected = single.query(query.format(db=""))
         assert expected[1], name  # the data reaches every metric
         assert single.query(query.format(db=f"{db}.")) == expected, name
+
+
+def test_cli_prints_the_script_and_refuses_a_bad_name(
+    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cluster-ddl", "--cluster", "qc", "--database", "tel", "--after", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "-- 0011_metric_views_v3.sql" in out and "0010_" not in out
+    assert "CREATE OR REPLACE VIEW tel.metric_wau ON CLUSTER 'qc' AS" in out
+    assert main(["cluster-ddl", "--cluster", "qc; DROP"]) == 2
