@@ -25,7 +25,9 @@ REDACTED = "[redacted]"
 # the value of an Authorization header or a bearer token, and keys the collector
 # generates (qk_ write keys, qa_ admin tokens, see credentials.py).
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s,;'\"]+")
-_AUTHORIZATION = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\b)[^\s,;'\"]+")
+# Any scheme (Basic, Digest, a bare token): the scheme word and the credential after it.
+_AUTHORIZATION = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\b)(?:[a-z]+ +)?[^\s,;'\"]+")
 _GENERATED = re.compile(r"\bq[ka]_[A-Za-z0-9_-]{16,}")
 _secrets: set[str] = set()
 
