@@ -17,6 +17,8 @@ from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY, body, event, headers
 
 INGEST = ("POST", "/v1/batch")
+# The same ingest in the formats of clients people already run: write keys only too.
+FOREIGN_INGEST = {("POST", "/v1/logs"), ("POST", "/segment/v1/batch")}
 # No credentials at all: liveness, readiness and the API description.
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"),
           ("GET", "/dashboard/login")}
@@ -51,7 +53,7 @@ async def test_a_write_key_is_refused_on_every_route_but_ingest(server: Running)
     for method, path in routes:
         secured = "security" in spec["paths"][path][method.lower()]
         assert secured == ((method, path) not in PUBLIC | SESSION), (method, path)
-    guarded = sorted(routes - PUBLIC - SESSION - {INGEST})
+    guarded = sorted(routes - PUBLIC - SESSION - {INGEST} - FOREIGN_INGEST)
     assert ("GET", "/dashboard") in guarded and ("GET", "/dashboard/engineering") in guarded
     assert ("POST", "/v1/admin/gc") in guarded and ("POST", "/v1/sql") in guarded
     assert ("POST", "/v1/admin/alerts/check") in guarded
@@ -69,6 +71,9 @@ async def test_a_write_key_is_refused_on_every_route_but_ingest(server: Running)
     for method, path in SESSION:
         assert await _call(server, method, path, WRITE_KEY) == await _call(
             server, method, path, None)
+    for method, path in FOREIGN_INGEST & routes:
+        assert await _call(server, method, path, None) == 401, path
+        assert await _call(server, method, path, ADMIN_TOKEN) == 401, path
     # The one route that writes: write keys only, the admin token is not one.
     status, result = await server.post("/v1/batch", body([event()]), headers(ADMIN_TOKEN))
     assert status == 401 and result["error"] == "unknown write key"

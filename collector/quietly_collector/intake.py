@@ -1,0 +1,97 @@
+"""The request gate shared by the foreign ingest formats (OTLP logs, Segment batch).
+
+A foreign body is translated into a native batch and handed to ``Collector.ingest``:
+the same validation, scrubbing, duplicate filter, rejection rows and spool as
+``POST /v1/batch``. Only the framing differs; this module holds the part of the
+framing they share (rate limit, busy refusal, body limits, error statuses), in the
+same order as ``views.post_batch``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from quietly_collector.body import BodyError, read_body
+from quietly_collector.ingest import BatchError
+from quietly_collector.keys import COLLECTOR
+from quietly_collector.service import BatchResult, TooLarge
+from quietly_collector.spool import SpoolFull, SpoolUnavailable
+from quietly_collector.views import MAX_BATCHES_IN_FLIGHT, RETRY_AFTER_SECONDS, rate_limited
+
+# Namespaces of the UUIDv5s made from foreign ids: fixed, so a retry maps to the same id.
+EVENT_NS = uuid.UUID("6b0f3b5e-58f4-4c1e-9a4e-2f7d0c1b9e11")
+INSTALL_NS = uuid.UUID("0c8e4d7a-3f21-4b6e-8d59-71a2c4e6f803")
+
+
+def as_uuid(value: object, namespace: uuid.UUID) -> str:
+    """A UUID as itself; any other id as its UUIDv5 (stable, so resends deduplicate).
+    Install ids are pseudonymized afterwards like native ones."""
+    text = str(value)
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return str(uuid.uuid5(namespace, text))
+
+
+def keyword(value: object) -> str:
+    # Foreign clients send names like "Mac OS X": spaces become underscores, and the
+    # rest is checked as a native context is (a bad value rejects the event).
+    return "_".join(str(value).split())
+
+
+@dataclass
+class Translated:
+    """A native batch body, and what the foreign body held that is not in it."""
+
+    body: bytes
+    # Native event index -> index of the record or call it came from.
+    origin: list[int] = field(default_factory=list)
+    ignored: int = 0
+
+
+Translate = Callable[[bytes | bytearray], Translated]
+ErrorBody = Callable[[int, str], web.Response]
+
+
+async def ingest_foreign(
+    request: web.Request, project: str, translate: Translate, error: ErrorBody
+) -> tuple[BatchResult, Translated] | web.Response:
+    """Read, translate and ingest; the result, or the error response to send."""
+    collector = request.app[COLLECTOR]
+    wait = collector.limiter.admit(project)
+    if wait:
+        return rate_limited(collector, project, wait)
+    if collector.batches_in_flight >= MAX_BATCHES_IN_FLIGHT:
+        collector.counters["requests_refused_busy"] += 1
+        return _unavailable(error, f"collector has {MAX_BATCHES_IN_FLIGHT} batches in progress,"
+                                   " retry later")
+    collector.batches_in_flight += 1
+    s = collector.settings
+    try:
+        raw = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
+        translated = translate(raw)
+        result = await collector.ingest(translated.body, project)
+    except BodyError as exc:
+        return error(exc.status, exc.reason)
+    except BatchError as exc:
+        return error(400, str(exc))
+    except TooLarge as exc:
+        return error(413, str(exc))
+    except SpoolFull as exc:
+        return _unavailable(error, f"collector is at its buffer limit, retry later ({exc})")
+    except SpoolUnavailable as exc:
+        return _unavailable(error, f"collector cannot store batches right now ({exc})")
+    finally:
+        collector.batches_in_flight -= 1
+    collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
+    return result, translated
+
+
+def _unavailable(error: ErrorBody, reason: str) -> web.Response:
+    resp = error(503, reason)
+    resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return resp
