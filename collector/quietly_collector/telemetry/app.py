@@ -7,6 +7,7 @@ either way. The output holds counts and names of counters, never a key or a toke
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -40,10 +41,11 @@ def setup_telemetry(app: web.Application) -> None:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
         # Runs after the collector stopped (first in the list, so cleaned up last):
-        # the last OTLP export carries the final counts.
-        metrics.shutdown()
+        # the last OTLP export carries the final counts. In a thread: the exporters send
+        # synchronously, and must not stall the loop (or a receiver running on it).
+        await asyncio.to_thread(metrics.shutdown)
         if traces is not None:
-            traces.shutdown()
+            await asyncio.to_thread(traces.shutdown)
 
     app.cleanup_ctx.insert(0, lifecycle)
 

@@ -68,9 +68,11 @@ class SelfMetrics:
         def one(*keys: str) -> Callback:
             return lambda _: [Observation(sum(n[k] for k in keys))]
 
+        # The OTLP reader calls back from its own thread while the loop adds keys:
+        # dict(n) copies in one step under the GIL, iterating n itself could fail.
         def by_prefix(prefix: str, label: str) -> Callback:
             return lambda _: [Observation(v, {label: k[len(prefix):]})
-                              for k, v in sorted(n.items()) if k.startswith(prefix)]
+                              for k, v in sorted(dict(n).items()) if k.startswith(prefix)]
 
         def by_key(keys: dict[str, str], label: str) -> Callback:
             return lambda _: [Observation(n[k], {label: v}) for k, v in keys.items()]
@@ -106,12 +108,19 @@ class SelfMetrics:
         self._counter("quietly.alert.notifications", "Alert notifications sent (state changes"
                       " and reminders)", one("alert_notifications"))
         self._counter("quietly.stats.counter", "Every counter of GET /v1/stats, by name",
-                      lambda _: [Observation(v, {"counter": k}) for k, v in sorted(n.items())])
+                      lambda _: [Observation(v, {"counter": k})
+                                 for k, v in sorted(dict(n).items())])
         spool = c.spool
         self._gauge("quietly.spool.rows", "Rows in the spool not yet in ClickHouse",
                     lambda _: [Observation(spool.pending_rows)])
+        def spool_bytes(_: CallbackOptions) -> Iterable[Observation]:
+            try:
+                return [Observation(spool.pending_bytes)]
+            except RuntimeError:  # a segment rotated during the sum (OTLP thread): skip once
+                return []
+
         self._gauge("quietly.spool.bytes", "Bytes in the spool not yet in ClickHouse",
-                    lambda _: [Observation(spool.pending_bytes)], unit="By")
+                    spool_bytes, unit="By")
         self._gauge("quietly.spool.limit", "Spool size limit (spool_max_bytes)",
                     lambda _: [Observation(spool.max_bytes)], unit="By")
         self._gauge("quietly.batches.in_flight", "Batches being read or processed now",
