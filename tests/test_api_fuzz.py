@@ -33,7 +33,10 @@ EXAMPLES = int(os.environ.get("QUIETLY_FUZZ_EXAMPLES", "30"))
 
 CONFIG: dict[str, Any] = {
     "generation": {"max-examples": EXAMPLES},
-    "auth": {"openapi": {"writeKey": {"bearer": WRITE_KEY}, "adminToken": {"bearer": ADMIN_TOKEN}}},
+    "auth": {"openapi": {
+        "writeKey": {"bearer": WRITE_KEY}, "adminToken": {"bearer": ADMIN_TOKEN},
+        "segmentWriteKey": {"username": WRITE_KEY, "password": ""},
+    }},
     # Valid by the description yet refused with a 400, rightly: rules JSON Schema cannot
     # state. Any string is a valid `sql` to JSON Schema, not to ClickHouse; a metric's
     # `since` must not be after `until`, and a funnel needs two steps.

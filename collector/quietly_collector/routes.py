@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from quietly_collector import admin, otlp, views
+from quietly_collector import admin, otlp, segment, views
 from quietly_collector.alerts import http as alerts_http
 from quietly_collector.dashboard import routes as dashboard
 from quietly_collector.telemetry import app as telemetry
@@ -13,6 +13,7 @@ from quietly_collector.telemetry import app as telemetry
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/batch", views.post_batch)
     app.router.add_post("/v1/logs", otlp.post_logs)
+    app.router.add_post("/segment/v1/batch", segment.post_batch)
     app.router.add_post("/v1/sql", views.post_sql)
     app.router.add_get("/v1/stats", views.get_stats)
     app.router.add_get("/v1/metrics", views.get_metrics_list)
