@@ -3,8 +3,10 @@ and, when ``otlp_endpoint`` is set, pushed over OTLP.
 
 Counts come from the collector's existing counters (the ones /v1/stats shows) through
 observable instruments, read only when something scrapes or exports: the ingest path
-keeps incrementing one ``Counter`` entry per fact, as before. Only timings (one per
-batch, never per event) are recorded as they happen.
+keeps incrementing one ``Counter`` entry per fact, as before. Timings (one per batch,
+never per event) are appended to a buffer as they happen (~0.1 us) and folded into
+the histograms when metrics are collected: a histogram record in the SDK costs ~20 us
+(measured), twice per batch: about 3% of decoding and processing a 100-event batch.
 
 Each app owns its ``CollectorRegistry``: ``PrometheusMetricReader`` registers with the
 process-wide default registry unless given one, and two apps in one process (tests,
@@ -13,11 +15,13 @@ an embedding program) would then clash or report each other's numbers.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
 # Seconds: a ClickHouse insert takes milliseconds to seconds; an fsync wait, less.
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0, 30.0)
+PENDING_TIMINGS = 100_000
 PROPS_PREFIX = "props_dropped_"
 REDACTED_PREFIX = "redacted_"
 Callback = Callable[[CallbackOptions], Iterable[Observation]]
@@ -49,6 +54,15 @@ class SelfMetrics:
         # shutdown_on_exit off: the app shuts it down; an atexit hook per app would pile up.
         self.provider = MeterProvider(metric_readers=[prometheus, *extra_readers],
                                       resource=resource(), shutdown_on_exit=False)
+        # (histogram, seconds, label) waiting to be recorded; bounded, so that with
+        # nothing collecting, memory is too (the oldest timings are dropped).
+        self._pending: deque[tuple[Histogram, float, dict[str, str]]] = deque(
+            maxlen=PENDING_TIMINGS)
+        self._started = time.monotonic()
+        # First registered, so first called at each collection: the buffered timings
+        # are in the histograms before those are read.
+        self._gauge("quietly.uptime", "Seconds since this collector started",
+                    self._fold_timings, unit="s")
         self._observe()
         self._record()
 
@@ -139,8 +153,19 @@ class SelfMetrics:
             " (the spool's group commit), inflight_ids (a concurrent batch with the same"
             " event ids)", explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         hooks = self.collector.hooks
-        hooks.insert_seconds = lambda s, table: inserts.record(s, {"table": table})
-        hooks.queue_wait = lambda s, queue: waits.record(s, {"queue": queue})
+        add = self._pending.append  # deque.append: atomic, also from the writer's thread
+        # One attribute dict per label value, made once.
+        tables = {t: {"table": t} for t in ("events", "rejected_events")}
+        queues = {q: {"queue": q} for q in ("fsync", "inflight_ids")}
+        hooks.insert_seconds = lambda s, t: add((inserts, s, tables.get(t) or {"table": t}))
+        hooks.queue_wait = lambda s, q: add((waits, s, queues.get(q) or {"queue": q}))
+
+    def _fold_timings(self, _: CallbackOptions) -> Iterable[Observation]:
+        pending = self._pending
+        while pending:
+            histogram, seconds, attributes = pending.popleft()
+            histogram.record(seconds, attributes)
+        return [Observation(time.monotonic() - self._started)]
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this app's metrics."""
