@@ -73,7 +73,7 @@ def test_track_calls_from_the_real_client_are_stored_like_native_events(
     collector: ThreadedCollector,
 ) -> None:
     ignored = _counter(collector, "segment_calls_ignored")
-    client = _client(collector, gzip=True, upload_size=100, upload_interval=5)
+    client = _client(collector, gzip=True, upload_size=100, upload_interval=1)
     good = str(uuid.uuid4())
     client.track(anonymous_id="device-1", event="Feature Used", message_id=good,
                  properties={"feature": "debugging", "duration_ms": 5, "success": True,
