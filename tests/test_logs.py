@@ -121,3 +121,15 @@ def test_log_format_setting_picks_the_formatter() -> None:
     finally:
         root.handlers[:] = before[0]
         root.setLevel(before[1])
+
+
+def test_keys_from_the_keys_file_are_redacted_by_name(tmp_path: Path) -> None:
+    from quietly_collector.credentials import KeyRing
+    from quietly_collector.keyfile import KeysWatcher
+
+    keys = tmp_path / "keys.toml"
+    keys.write_text('admin_token = "file-admin-token-aaaa"\n'
+                    '[write_keys]\nide = ["file-write-key-bbbb", "file-write-key-cccc"]\n')
+    KeysWatcher(keys, KeyRing()).reload()
+    assert redact("file-write-key-bbbb file-write-key-cccc file-admin-token-aaaa") == (
+        "[redacted] [redacted] [redacted]")

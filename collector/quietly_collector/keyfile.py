@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quietly_collector.credentials import KeyRing
+from quietly_collector.telemetry.logs import register_values
 
 MIN_KEY_LENGTH = 16
 
@@ -90,6 +91,7 @@ class KeysWatcher:
         # Taken before reading: a write during the read is seen as a change next time.
         self._seen = self._signature()
         keys = read_keys_file(self.path)
+        register_values([*(k for _, k in keys.write), *keys.admin])  # redacted in logs
         before, admin_before = self.ring.snapshot()
         self.ring.apply_file(keys.write, keys.admin)
         after, admin_after = self.ring.snapshot()

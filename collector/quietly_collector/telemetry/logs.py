@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,8 +35,13 @@ _secrets: set[str] = set()
 
 def register_secrets(settings: Settings) -> None:
     """Configured keys, tokens and the pseudonymization secret never appear in a log."""
-    found = [settings.admin_token, settings.pseudonym_secret, *settings.write_keys.values()]
-    _secrets.update(s for s in found if len(s) >= 8)
+    register_values([settings.admin_token, settings.pseudonym_secret,
+                     *settings.write_keys.values()])
+
+
+def register_values(values: Iterable[str]) -> None:
+    # Kept after a key is revoked: an old key in a log is still a leak.
+    _secrets.update(s for s in values if len(s) >= 8)
 
 
 def redact(text: str) -> str:
