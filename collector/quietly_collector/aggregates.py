@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from quietly_collector.mutations import Targets
 from quietly_collector.settings import retention_of
 from quietly_collector.store import Store
 
@@ -48,7 +49,8 @@ def rebuild_rollup(store: Store, days: Sequence[date]) -> None:
         return
     in_days = ",".join(f"'{d.isoformat()}'" for d in sorted(set(days)))
     store.write_command(
-        f"ALTER TABLE {ROLLUP} DELETE WHERE day IN ({in_days})", {"mutations_sync": 2}
+        f"ALTER TABLE {Targets(store)[ROLLUP].alter} DELETE WHERE day IN ({in_days})",
+        {"mutations_sync": 2},
     )
     # insert_deduplicate = 0: a rebuild may produce the very block an earlier one
     # inserted, and the table's deduplication window would silently drop it.
@@ -63,6 +65,7 @@ def rebuild_rollup(store: Store, days: Sequence[date]) -> None:
 def trim_expired_days(store: Store) -> dict[str, int]:
     """Remove days past retention from the day sets of live rows; rows changed per table."""
     out: dict[str, int] = {}
+    targets = Targets(store)  # on a cluster: every shard, not the connected node's
     for table, (column, expr) in DAY_SETS.items():
         days = retention_of(store.settings, table)
         if days <= 0:
@@ -76,7 +79,8 @@ def trim_expired_days(store: Store) -> dict[str, int]:
             continue
         keep = f"toDateTime(d) + toIntervalDay({int(days)}) > now()"
         store.write_command(
-            f"ALTER TABLE {table} UPDATE {column} = {expr.format(keep=keep)} WHERE {where}",
+            f"ALTER TABLE {targets[table].alter} UPDATE {column} = {expr.format(keep=keep)}"
+            f" WHERE {where}",
             {"mutations_sync": 2},
         )
         out[table] = int(n)

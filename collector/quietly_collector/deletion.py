@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from quietly_collector import aggregates, audit
+from quietly_collector.mutations import Targets
 from quietly_collector.store import Store
 
 DELETION_EVENT = "deletion_request"
@@ -145,16 +146,17 @@ def apply_deletions(store: Store, requests: Sequence[DeletionRow], token: str) -
     # The performance rollup holds no install: its days of these installs are rebuilt
     # from agg_performance once their rows are gone there.
     rollup_days = aggregates.rollup_days(store, in_list)
+    targets = Targets(store)  # on a cluster: every shard, not the connected node's
     for table in per_install_tables(store):
-        quoted = "`" + table.replace("\\", "\\\\").replace("`", "\\`") + "`"
+        target = targets[table]
         _, found = store.query(
-            f"SELECT install_hash, count() FROM {quoted}"
+            f"SELECT install_hash, count() FROM {target.read}"
             f" WHERE install_hash IN ({in_list}) GROUP BY install_hash"
         )
         counts[table] = {int(h): int(n) for h, n in found}
         if counts[table]:
             store.write_command(
-                f"ALTER TABLE {quoted} DELETE WHERE install_hash IN ({in_list})",
+                f"ALTER TABLE {target.alter} DELETE WHERE install_hash IN ({in_list})",
                 {"mutations_sync": 2},
             )
     aggregates.rebuild_rollup(store, rollup_days)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from quietly_collector import aggregates, audit
 from quietly_collector.deletion import RECEIPTS_TABLE, per_install_tables
+from quietly_collector.mutations import Targets, quote_ident
 from quietly_collector.store import Store
 
 if TYPE_CHECKING:
@@ -67,10 +68,6 @@ class GcReport:
         }
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
 def run_gc(store: Store) -> GcReport:
     """Blocking: run in a thread, holding the writer's lock."""
     started = time.perf_counter()
@@ -86,7 +83,7 @@ def run_gc(store: Store) -> GcReport:
     for table, partition, before in partitions:
         pid = str(partition).replace("\\", "\\\\").replace("'", "\\'")
         store.write_command(
-            f"ALTER TABLE {_quote(str(table))} MATERIALIZE TTL IN PARTITION ID '{pid}'",
+            f"ALTER TABLE {quote_ident(str(table))} MATERIALIZE TTL IN PARTITION ID '{pid}'",
             {"mutations_sync": 2},
         )
         _, [(after,)] = store.query(_ROWS_SQL, {"t": table, "p": partition})
@@ -96,10 +93,11 @@ def run_gc(store: Store) -> GcReport:
     trimmed = aggregates.trim_expired_days(store)
     if trimmed:
         log.info("expired days trimmed from live rows: %s", trimmed)
+    targets = Targets(store)  # on a cluster: every shard, not the connected node's
     for table in per_install_tables(store):
-        q = _quote(table)
+        target = targets[table]
         _, found = store.query(
-            f"SELECT install_hash, count() FROM {q} WHERE install_hash IN"
+            f"SELECT install_hash, count() FROM {target.read} WHERE install_hash IN"
             f" (SELECT install_hash FROM {RECEIPTS_TABLE}) GROUP BY install_hash"
         )
         if not found:
@@ -109,7 +107,8 @@ def run_gc(store: Store) -> GcReport:
         rebuild = (aggregates.rollup_days(store, in_list)
                    if table == aggregates.ROLLUP_SOURCE else [])
         store.write_command(
-            f"ALTER TABLE {q} DELETE WHERE install_hash IN ({in_list})", {"mutations_sync": 2}
+            f"ALTER TABLE {target.alter} DELETE WHERE install_hash IN ({in_list})",
+            {"mutations_sync": 2},
         )
         aggregates.rebuild_rollup(store, rebuild)
         report.stray_rows[table] = sum(int(n) for _, n in found)
