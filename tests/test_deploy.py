@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML comes with schemathesis (dev extra)
 
 from quietly_collector.main import SHUTDOWN_DRAIN_SECONDS
@@ -133,3 +134,23 @@ def test_every_dashboard_query_runs_against_the_views(tmp_path: Path, chdb_path:
                 assert columns[0] == "time", title
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("pod", "runs_rules"), [("quietly-0", True), ("quietly-1", False),
+                                                 ("quietly-10", False)])
+def test_only_the_first_pod_runs_alerts_and_maintenance(
+        tmp_path: Path, pod: str, runs_rules: bool) -> None:
+    """With N pods each running the rules, every notification would go out N times."""
+    docs = [d for d in _yaml(DEPLOY / "k8s/statefulset.yaml")]
+    [c] = docs[0]["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["/bin/sh", "-c"]
+    # A stand-in `quietly` on PATH shows what the real one would be started with.
+    fake = tmp_path / "quietly"
+    fake.write_text('#!/bin/sh\necho "$@"\necho "alert=${QUIETLY_ALERT_INTERVAL_S-unset}'
+                    ' maint=${QUIETLY_MAINTENANCE_INTERVAL_S-unset}"\n')
+    fake.chmod(0o755)
+    out = subprocess.run(["/bin/sh", "-c", c["args"][0]], capture_output=True, text=True,
+                         env={"HOSTNAME": pod, "PATH": f"{tmp_path}:/usr/bin:/bin"},
+                         timeout=30, check=True).stdout.splitlines()
+    assert out[0] == "serve --config /etc/quietly/quietly.toml"
+    assert out[1] == ("alert=unset maint=unset" if runs_rules else "alert=0 maint=0")
