@@ -20,7 +20,7 @@ from unittest import mock
 
 import pytest
 
-from quietly_collector import views
+from quietly_collector import intake
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
 from tests.test_spool_recovery import stats
@@ -187,7 +187,7 @@ async def test_two_spools_on_one_clickhouse_do_not_drop_each_others_batches(
 async def test_past_the_batches_in_flight_bound_requests_get_503_before_being_read(
     tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(views, "MAX_BATCHES_IN_FLIGHT", 3)
+    monkeypatch.setattr(intake, "MAX_BATCHES_IN_FLIGHT", 3)
     settings = make_settings(tmp_path, chdb_path)
     server = await start(settings)
     real_fsync = os.fsync

@@ -1,14 +1,15 @@
-"""The request gate shared by the foreign ingest formats (OTLP logs, Segment batch).
+"""The request gate of every ingest route (native batch, OTLP logs, Segment batch).
 
 A foreign body is translated into a native batch and handed to ``Collector.ingest``:
 the same validation, scrubbing, duplicate filter, rejection rows and spool as
-``POST /v1/batch``. Only the framing differs; this module holds the part of the
-framing they share (rate limit, busy refusal, body limits, error statuses), in the
-same order as ``views.post_batch``.
+``POST /v1/batch``, whose translation is the identity. Only the framing differs;
+this module holds the part they share (rate limit, busy refusal, body limits, error
+statuses).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,15 @@ from aiohttp import web
 from quietly_collector.body import BodyError, read_body
 from quietly_collector.ingest import BatchError
 from quietly_collector.keys import COLLECTOR
-from quietly_collector.service import BatchResult, TooLarge
+from quietly_collector.middlewares import error_body
+from quietly_collector.service import BatchResult, Collector, TooLarge
 from quietly_collector.spool import SpoolFull, SpoolUnavailable
-from quietly_collector.views import MAX_BATCHES_IN_FLIGHT, RETRY_AFTER_SECONDS, rate_limited
+
+RETRY_AFTER_SECONDS = 5
+# Batches read and processed at once, at most. Each holds its body and decoded events
+# in memory (about 1.5 MB for 500 events): past this, refusing before the body is read
+# keeps memory bounded however many clients send at once (docs/reliability.md).
+MAX_BATCHES_IN_FLIGHT = 64
 
 # Namespaces of the UUIDv5s made from foreign ids: fixed, so a retry maps to the same id.
 EVENT_NS = uuid.UUID("6b0f3b5e-58f4-4c1e-9a4e-2f7d0c1b9e11")
@@ -47,7 +54,7 @@ def keyword(value: object) -> str:
 class Translated:
     """A native batch body, and what the foreign body held that is not in it."""
 
-    body: bytes
+    body: bytes | bytearray
     # Native event index -> index of the record or call it came from.
     origin: list[int] = field(default_factory=list)
     ignored: int = 0
@@ -57,10 +64,12 @@ Translate = Callable[[bytes | bytearray], Translated]
 ErrorBody = Callable[[int, str], web.Response]
 
 
-async def ingest_foreign(
+async def admit_and_ingest(
     request: web.Request, project: str, translate: Translate, error: ErrorBody
 ) -> tuple[BatchResult, Translated] | web.Response:
-    """Read, translate and ingest; the result, or the error response to send."""
+    """Admit (rate limit, busy), read, translate and ingest; the result, or the error
+    response to send. Before the body is read, a flood is refused for the price of
+    the two checks."""
     collector = request.app[COLLECTOR]
     wait = collector.limiter.admit(project)
     if wait:
@@ -89,6 +98,20 @@ async def ingest_foreign(
         collector.batches_in_flight -= 1
     collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
     return result, translated
+
+
+def native(raw: bytes | bytearray) -> Translated:
+    """``POST /v1/batch``: the body is already a native batch."""
+    return Translated(raw)
+
+
+def rate_limited(collector: Collector, project: str, wait: float) -> web.Response:
+    collector.counters["requests_rate_limited"] += 1
+    limiter = collector.limiter
+    resp = error_body(429, f"project {project!r} is over its rate limit ({limiter.rate:g}"
+                           f" events/s, burst {limiter.burst:g}); retry after Retry-After")
+    resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return resp
 
 
 def _unavailable(error: ErrorBody, reason: str) -> web.Response:

@@ -30,8 +30,8 @@ from quietly_collector.intake import (
     EVENT_NS,
     INSTALL_NS,
     Translated,
+    admit_and_ingest,
     as_uuid,
-    ingest_foreign,
     keyword,
 )
 from quietly_collector.keys import COLLECTOR
@@ -227,7 +227,7 @@ async def post_logs(request: web.Request) -> web.Response:
     if ctype not in (PROTOBUF, JSON):
         return error_body(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {ctype!r}")
     is_json = ctype == JSON
-    outcome = await ingest_foreign(
+    outcome = await admit_and_ingest(
         request, project, lambda raw: translate(decode(raw, is_json)), _error
     )
     if isinstance(outcome, web.Response):

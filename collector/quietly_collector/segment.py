@@ -26,8 +26,8 @@ from quietly_collector.intake import (
     EVENT_NS,
     INSTALL_NS,
     Translated,
+    admit_and_ingest,
     as_uuid,
-    ingest_foreign,
     keyword,
 )
 from quietly_collector.keys import COLLECTOR
@@ -187,7 +187,7 @@ async def post_batch(request: web.Request) -> web.Response:
     if ctype != "application/json":
         return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
     counters = collector.counters
-    outcome = await ingest_foreign(
+    outcome = await admit_and_ingest(
         request, project, lambda raw: translate(raw, counters), error_body
     )
     if isinstance(outcome, web.Response):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from dataclasses import asdict
 from importlib import resources
 from typing import Any
@@ -13,19 +12,10 @@ import msgspec
 from aiohttp import web
 
 from quietly_collector import audit
-from quietly_collector.body import BodyError, read_body
-from quietly_collector.ingest import BatchError
+from quietly_collector.intake import RETRY_AFTER_SECONDS, admit_and_ingest, native
 from quietly_collector.keys import COLLECTOR, REQUEST_ID
 from quietly_collector.middlewares import error_body
-from quietly_collector.service import Collector, TooLarge
-from quietly_collector.spool import SpoolFull, SpoolUnavailable
 from quietly_collector.store import StorageError
-
-RETRY_AFTER_SECONDS = 5
-# Batches read and processed at once, at most. Each holds its body and decoded events
-# in memory (about 1.5 MB for 500 events): past this, refusing before the body is read
-# keeps memory bounded however many clients send at once (docs/reliability.md).
-MAX_BATCHES_IN_FLIGHT = 64
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -69,45 +59,13 @@ async def post_batch(request: web.Request) -> web.Response:
     project = collector.credentials.keys.project_for(token)
     if project is None:
         return _unauthorized("unknown write key")
-    # Before the body is read: a flood is refused for the price of this check.
-    wait = collector.limiter.admit(project)
-    if wait:
-        return rate_limited(collector, project, wait)
     ctype = request.content_type
     if ctype != "application/json":
         return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
-    if collector.batches_in_flight >= MAX_BATCHES_IN_FLIGHT:
-        collector.counters["requests_refused_busy"] += 1
-        return _unavailable(f"collector has {MAX_BATCHES_IN_FLIGHT} batches in progress,"
-                            " retry later")
-    collector.batches_in_flight += 1
-    s = collector.settings
-    try:
-        body = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
-        result = await collector.ingest(body, project)
-    except BodyError as exc:
-        return error_body(exc.status, exc.reason)
-    except BatchError as exc:
-        return error_body(400, str(exc))
-    except TooLarge as exc:
-        return error_body(413, str(exc))
-    except SpoolFull as exc:
-        return _unavailable(f"collector is at its buffer limit, retry later ({exc})")
-    except SpoolUnavailable as exc:
-        return _unavailable(f"collector cannot store batches right now ({exc})")
-    finally:
-        collector.batches_in_flight -= 1
-    collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
-    return web.json_response(result.as_json())
-
-
-def rate_limited(collector: Collector, project: str, wait: float) -> web.Response:
-    collector.counters["requests_rate_limited"] += 1
-    limiter = collector.limiter
-    resp = error_body(429, f"project {project!r} is over its rate limit ({limiter.rate:g}"
-                           f" events/s, burst {limiter.burst:g}); retry after Retry-After")
-    resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-    return resp
+    outcome = await admit_and_ingest(request, project, native, error_body)
+    if isinstance(outcome, web.Response):
+        return outcome
+    return web.json_response(outcome[0].as_json())
 
 
 async def healthz(request: web.Request) -> web.Response:
