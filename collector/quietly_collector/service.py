@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
-from quietly_collector.dedup import RecentIds, split
+from quietly_collector.dedup import RecentIds, StoredLookup, split
 from quietly_collector.deletion import DeletedInstalls, decode_requests, deleted_installs, event_of
 from quietly_collector.ingest import (
     BatchError,
@@ -78,7 +78,9 @@ class Collector:
             max_event_bytes=settings.max_event_bytes,
             future_tolerance=timedelta(seconds=settings.future_tolerance_s),
         )
-        self.recent = RecentIds(settings.dedup_memory_ids, datetime.now(UTC), DEDUP_SLACK)
+        self.recent = RecentIds(settings.dedup_memory_ids, datetime.now(UTC), DEDUP_SLACK,
+                                settings.dedup_filter_mb << 20)
+        self.lookups = StoredLookup(self.store.existing_ids, self.counters)
         self.deleted = DeletedInstalls()
         self.writer: Writer | None = None
         # Ids of batches not yet acknowledged, each with a future set once it is decided.
@@ -210,9 +212,7 @@ class Collector:
         unvouched: set[int] = set()
         if lookup:
             try:
-                stored = await asyncio.to_thread(
-                    self.store.existing_ids, [c.event_id for c in lookup]
-                )
+                stored = await self.lookups.stored([c.event_id for c in lookup])
             except StorageError:
                 # Storage down: accept (never lose) and count the dedup gap.
                 stored = set()
@@ -259,8 +259,7 @@ class Collector:
                 self.counters[f"events_refused_{why}"] += sent
                 raise
             when = received.timestamp()
-            for c in (*fresh, *deletions):
-                self.recent.add_key(c.key, when)
+            self.recent.add_keys([c.key for c in fresh] + [c.key for c in deletions], when)
         counters = self.counters
         counters.update(processed.counters)
         counters["batches"] += 1

@@ -52,6 +52,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     flush_rows: int = 20_000
     flush_interval_ms: int = 200
     dedup_memory_ids: int = 250_000
+    dedup_filter_mb: int = 32
     future_tolerance_s: int = 60
     retention_days: int = 0
     rejected_retention_days: int = 30
@@ -288,7 +289,7 @@ def _check(s: Settings) -> None:
     if s.otlp_endpoint and not s.otlp_endpoint.startswith(("http://", "https://")):
         raise SettingsError("otlp_endpoint: expected an http(s) URL such as http://host:4318")
     for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
-                 "rejected_retention_days", "aggregate_retention_days"):
+                 "rejected_retention_days", "aggregate_retention_days", "dedup_filter_mb"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")
     if s.rate_limit_burst <= 0:

@@ -35,6 +35,10 @@ DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 131, 3
 _CODE = re.compile(r"Code: (\d+)")
 
 
+# Ids per lookup query: twice 39 bytes each must stay under max_query_size (256 KiB).
+LOOKUP_CHUNK = 3_000
+
+
 class StorageError(Exception):
     """ClickHouse refused or could not be reached."""
 
@@ -215,14 +219,15 @@ class Store:
         if not ids:
             return set()
         found: set[uuid.UUID] = set()
-        for i in range(0, len(ids), 10_000):
-            chunk = [str(x) for x in ids[i : i + 10_000]]
+        for i in range(0, len(ids), LOOKUP_CHUNK):
+            # A UUID's text is hex and dashes, nothing to escape: written straight in,
+            # where binding escaped it character by character holding the GIL (4% of
+            # the event loop's time at full load).
+            chunk = "('" + "','".join([str(x) for x in ids[i : i + LOOKUP_CHUNK]]) + "')"
             # A deletion_request is not an event row: its id is in its receipt.
             _, rows = self.query(
-                "SELECT DISTINCT event_id FROM events WHERE event_id IN {ids:Array(UUID)}"
-                " UNION ALL SELECT request_id FROM deletion_receipts"
-                " WHERE request_id IN {ids:Array(UUID)}",
-                {"ids": chunk},
+                f"SELECT DISTINCT event_id FROM events WHERE event_id IN {chunk}"
+                f" UNION ALL SELECT request_id FROM deletion_receipts WHERE request_id IN {chunk}"
             )
             found.update(uuid.UUID(str(r[0])) for r in rows)
         return found
