@@ -330,8 +330,26 @@ def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
     if stored != n:
         raise BenchError(f"raw_insert baseline stored {stored} of {n} rows")
     results.append(_method_result("raw_insert JSONCompactEachRow", n, times))
+
+    # The same path into a copy of the table without its materialized views: how much
+    # of the engine's time the metric aggregates take (not a baseline of the ratio).
+    client.command("CREATE TABLE bench_plain AS events")
+    times = []
+    for k, (_, data) in enumerate(chunks()):
+        settings = {**insert_settings, "insert_deduplication_token": f"plain:bench-{k}"}
+        started = time.perf_counter()
+        client.raw_insert(
+            "bench_plain", columns, insert_block=data, fmt="JSONCompactEachRow",
+            settings=settings,
+        )
+        times.append(time.perf_counter() - started)
+    client.command("DROP TABLE bench_plain")
+    results.append(_method_result("raw_insert JSON, no materialized views", n, times))
+    views = int(client.query("SELECT count() FROM system.tables WHERE database ="
+                             " currentDatabase() AND engine = 'MaterializedView'"
+                             ).result_rows[0][0])
     client.close()
-    return {"engine_version": engine_version, "methods": results}
+    return {"engine_version": engine_version, "methods": results, "materialized_views": views}
 
 
 def run_baseline(events: int, seed: int, base: datetime, work: Path) -> dict[str, Any]:
@@ -847,6 +865,8 @@ def print_report(result: dict[str, Any]) -> None:
 
     ci = base["client.insert"]
     raw = base["raw_insert JSONCompactEachRow"]
+    plain = base.get("raw_insert JSON, no materialized views")
+    views = result["baseline"].get("materialized_views", "?")
     lines = [
         "",
         f"Quietly ingest benchmark, {result['started']}",
@@ -861,6 +881,9 @@ def print_report(result: dict[str, Any]) -> None:
         f"   (p50 {ci['insert_ms_p50']:.0f} ms per insert)",
         f"  raw_insert JSONCompactEachRow        {raw['rows_per_s']:>12,.0f} rows/s"
         f"   (p50 {raw['insert_ms_p50']:.0f} ms per insert)",
+        *([f"  same, table without its views        {plain['rows_per_s']:>12,.0f} rows/s"
+           f"   (the {views} materialized views cost"
+           f" {raw['seconds'] / plain['seconds']:.1f}x; not a baseline)"] if plain else []),
         f"  other processes' CPU meanwhile       {result['baseline']['other_cpu_seconds']:.1f} s",
         "",
         "End to end (HTTP -> spool fsync -> ClickHouse, until SELECT count() sees all)",
