@@ -286,7 +286,7 @@ class Telemetry(HelpersMixin):
             return True
         deadline = time.monotonic() + timeout
         if self._on:
-            self._queue.append((None, "session_end", self._level, _time()))
+            self._end_session()
         self._on = False
         self._closed = True
         worker = self._worker
@@ -302,6 +302,12 @@ class Telemetry(HelpersMixin):
             finally:
                 worker.lock.release()
         return ok
+
+    @safe(None)
+    def _end_session(self) -> None:
+        # On its own: an error here is counted, and shutdown still closes the client
+        # (otherwise the exit hook would try again, logging to a closed stream).
+        self._queue.append((None, "session_end", self._level, _time()))
 
     @safe({})
     def stats(self) -> dict[str, Any]:

@@ -104,7 +104,11 @@ def test_internal_errors_never_reach_the_host(tmp_path: Path) -> None:
     t._state_file.save = broken  # type: ignore[method-assign]
     t.set_consent("detailed")  # must not raise
     assert t.stats()["internal_errors"] == 2
+    # The session_end cannot be queued either: counted, and the client still closes,
+    # so the exit hook's shutdown finds nothing left to do.
     t.shutdown(1)
+    t.shutdown(1)
+    assert t.stats()["internal_errors"] == 3
 
 
 def test_preview_shows_exactly_what_would_be_sent(tmp_path: Path) -> None:
