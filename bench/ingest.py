@@ -316,16 +316,20 @@ def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
         raise BenchError(f"client.insert baseline stored {stored} of {n} rows")
     results.append(_method_result("client.insert", n, times))
 
+    def raw_inserts(table: str) -> list[float]:
+        times = []
+        for k, (_, data) in enumerate(chunks()):
+            settings = {**insert_settings, "insert_deduplication_token": f"{table}:bench-{k}"}
+            started = time.perf_counter()
+            client.raw_insert(
+                table, columns, insert_block=data, fmt="JSONCompactEachRow", settings=settings
+            )
+            times.append(time.perf_counter() - started)
+        return times
+
     client.command("TRUNCATE TABLE events")
     # The collector's path: JSONCompactEachRow bytes, its insert settings and tokens.
-    times = []
-    for k, (_, data) in enumerate(chunks()):
-        settings = {**insert_settings, "insert_deduplication_token": f"events:bench-{k}"}
-        started = time.perf_counter()
-        client.raw_insert(
-            "events", columns, insert_block=data, fmt="JSONCompactEachRow", settings=settings
-        )
-        times.append(time.perf_counter() - started)
+    times = raw_inserts("events")
     stored = _count(client)
     if stored != n:
         raise BenchError(f"raw_insert baseline stored {stored} of {n} rows")
@@ -334,15 +338,7 @@ def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
     # The same path into a copy of the table without its materialized views: how much
     # of the engine's time the metric aggregates take (not a baseline of the ratio).
     client.command("CREATE TABLE bench_plain AS events")
-    times = []
-    for k, (_, data) in enumerate(chunks()):
-        settings = {**insert_settings, "insert_deduplication_token": f"plain:bench-{k}"}
-        started = time.perf_counter()
-        client.raw_insert(
-            "bench_plain", columns, insert_block=data, fmt="JSONCompactEachRow",
-            settings=settings,
-        )
-        times.append(time.perf_counter() - started)
+    times = raw_inserts("bench_plain")
     client.command("DROP TABLE bench_plain")
     results.append(_method_result("raw_insert JSON, no materialized views", n, times))
     views = int(client.query("SELECT count() FROM system.tables WHERE database ="
