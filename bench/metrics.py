@@ -724,6 +724,13 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         if params["optimize"]:
             for t in _table_sizes(store):
                 store.write_command(f"OPTIMIZE TABLE {t['table']} FINAL")
+        cycle: dict[str, Any] | None = None
+        if params["maintenance"]:
+            # The collector's own maintenance cycle, as it runs every hour (it merges the
+            # aggregate tables left in several parts; events is left as it is).
+            from quietly_collector.maintenance import run_gc
+
+            cycle = run_gc(store).as_json()
         stored = int(store.query("SELECT count() FROM events")[1][0][0])
         if stored != params["events"]:
             raise BenchError(f"stored {stored:,} events of {params['events']:,}")
@@ -796,6 +803,7 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
     finally:
         store.close()
     return {"engine_version": engine, "load": loaded, "settle_seconds": settled,
+            "maintenance": cycle,
             "tables": sizes, "queries": queries, "funnel": funnel,
             "other_processes_cores_before_queries": idle_before_queries,
             "other_processes_cores_during_queries": query_noise}
@@ -844,7 +852,9 @@ def print_report(result: dict[str, Any]) -> None:
         f" events/s (INSERT ... SELECT, {ld['block_rows']:,}-row blocks, materialized views"
         f" included); other processes {ld['other_processes_cores']:.2f} cores meanwhile",
         f"waited {w['settle_seconds']:.0f} s for merges"
-        + ("; every table OPTIMIZE FINAL" if result["params"]["optimize"] else ""),
+        + ("; every table OPTIMIZE FINAL" if result["params"]["optimize"] else "")
+        + (f"; one maintenance cycle: {w['maintenance']['seconds']:.1f} s, parts merged"
+           f" away {w['maintenance']['parts_compacted']}" if w.get("maintenance") else ""),
         "",
         f"{'table':<20} {'rows':>12} {'parts':>6} {'on disk':>10}",
     ]
@@ -922,6 +932,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f" (default {BLOCK_ROWS})")
     p.add_argument("--optimize", action="store_true",
                    help="OPTIMIZE ... FINAL every table after loading (fully merged aggregates)")
+    p.add_argument("--maintenance", action="store_true",
+                   help="run the collector's maintenance cycle after loading (it merges"
+                        " aggregate tables left in several parts), as every hour in service")
     p.add_argument("--settle-seconds", type=float, default=300.0,
                    help="wait up to this long after loading for background merges (default 300)")
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
@@ -957,6 +970,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "data_dir": str(work / "data"), "events": args.events, "runs": args.runs,
         "windows": args.windows, "app": args.app, "only": args.only,
         "block_rows": args.block_rows, "optimize": args.optimize,
+        "maintenance": args.maintenance,
         "settle_seconds": args.settle_seconds, "wait_idle": args.wait_idle,
         "out": str(work / "result.json"),
     }

@@ -223,9 +223,11 @@ def test_quietly_gc_goes_through_the_running_collector_or_direct(tmp_path: Path)
         assert got.returncode == 0, got.stderr
         assert "expired rows removed: none" in got.stdout
         assert "rows of deleted installs removed: none" in got.stdout
+        assert "aggregate parts merged away: " in got.stdout
         got = run("gc", "--url", url, "--format", "json", cwd=tmp_path)
         assert set(json.loads(got.stdout)) == {
-            "expired_rows", "stray_rows_deleted", "mutations_killed", "seconds"}
+            "expired_rows", "stray_rows_deleted", "parts_compacted", "mutations_killed",
+            "seconds"}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -259,3 +261,45 @@ async def test_gc_clears_a_failed_mutation_that_blocked_a_deletion(server: Runni
     assert server.rows("SELECT count() FROM events") == [(0,)]
     assert server.rows("SELECT count() FROM system.mutations WHERE database ="
                        " currentDatabase() AND NOT is_done") == [(0,)]
+
+
+async def test_gc_merges_aggregates_left_in_parts_and_the_views_answer_the_same(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    from quietly_collector import metrics
+
+    running = await start(make_settings(tmp_path, chdb_path))
+    tables = ("agg_performance_rollup", "agg_active_days_v2", "agg_features_v2")
+    try:
+        for table in tables:
+            # ClickHouse's own merges would race the cycle; OPTIMIZE is not limited.
+            running.store.command(f"ALTER TABLE {table} MODIFY SETTING"
+                                  " max_bytes_to_merge_at_max_space_in_pool = 1")
+        for i in range(4):
+            perf = event("performance", {"operation": "startup", "duration_ms": 900 + i})
+            status, _ = await running.post("/v1/batch", body([event(), perf]), headers())
+            assert status == 200
+            await running.settle()
+
+        def parts() -> dict[str, int]:
+            return dict(running.rows(
+                "SELECT table, max(n) FROM (SELECT table, partition_id, count() AS n"
+                " FROM system.parts WHERE database = currentDatabase() AND active"
+                f" AND table IN {tables} GROUP BY table, partition_id) GROUP BY table"
+            ))
+
+        def answers() -> dict[str, list[Any]]:
+            since, until = (now() - timedelta(days=2)).date(), now().date()
+            return {name: sorted(map(repr, metrics.run(running.store, metrics.parse_query(
+                name, since.isoformat(), until.isoformat()))[1]))
+                for name in ("performance", "retention", "feature_adoption", "mau")}
+
+        assert parts() == {t: 4 for t in tables}
+        before = answers()
+        status, report = await _admin(running, "POST", "/v1/admin/gc")
+        assert status == 200
+        assert {t: report["parts_compacted"].get(t) for t in tables} == {t: 3 for t in tables}
+        assert parts() == {t: 1 for t in tables}
+        assert answers() == before and before["performance"]
+    finally:
+        await stop(running)

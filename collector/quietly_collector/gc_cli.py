@@ -18,10 +18,10 @@ from quietly_collector.settings import Settings
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "gc", help="expire rows past their retention now, re-check deletions",
+        "gc", help="expire rows past their retention now, re-check deletions, merge aggregates",
         description="Run one maintenance cycle now: rows past their table's TTL are removed,"
-        " rows of deleted installs are searched for and removed, failed mutations are"
-        " cleared. Writes one audit_log row.",
+        " rows of deleted installs are searched for and removed, aggregate tables left in"
+        " several parts are merged, failed mutations are cleared. Writes one audit_log row.",
     )
     p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
     p.add_argument("--direct", action="store_true",
@@ -44,6 +44,9 @@ def run_gc_command(args: argparse.Namespace, settings: Settings) -> int:
           + (", ".join(f"{t} {n}" for t, n in sorted(expired.items())) or "none"))
     print("rows of deleted installs removed: "
           + (", ".join(f"{t} {n}" for t, n in sorted(strays.items())) or "none"))
+    merged = got.get("parts_compacted", {})  # an older collector does not report it
+    print("aggregate parts merged away: "
+          + (", ".join(f"{t} {n}" for t, n in sorted(merged.items())) or "none"))
     print(f"failed mutations cleared: {got['mutations_killed']}")
     print(f"took {got['seconds']} s")
     return 0
