@@ -64,6 +64,24 @@ Translate = Callable[[bytes | bytearray], Translated]
 ErrorBody = Callable[[int, str], web.Response]
 
 
+def sender(
+    request: web.Request, key: str | None, missing: str,
+    unauthorized: Callable[[str], web.Response], content_types: tuple[str, ...],
+) -> str | web.Response:
+    """The project of the request's write key, or the error to send: 401 without a
+    known key (how each route frames it), 415 for a content type it does not read."""
+    if key is None:
+        return unauthorized(missing)
+    project = request.app[COLLECTOR].credentials.keys.project_for(key)
+    if project is None:
+        return unauthorized("unknown write key")
+    ctype = request.content_type
+    if ctype not in content_types:
+        return error_body(415, f"Content-Type must be {' or '.join(content_types)},"
+                               f" got {ctype!r}")
+    return project
+
+
 async def admit_and_ingest(
     request: web.Request, project: str, translate: Translate, error: ErrorBody
 ) -> tuple[BatchResult, Translated] | web.Response:

@@ -33,6 +33,7 @@ from quietly_collector.intake import (
     admit_and_ingest,
     as_uuid,
     keyword,
+    sender,
 )
 from quietly_collector.keys import COLLECTOR
 from quietly_collector.middlewares import error_body
@@ -217,16 +218,11 @@ def _error(status: int, reason: str) -> web.Response:
 async def post_logs(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]
     # OTel exporters send whatever headers they are configured with: Bearer is the one.
-    token = _bearer(request)
-    if token is None:
-        return _unauthorized("missing 'Authorization: Bearer <write key>'")
-    project = collector.credentials.keys.project_for(token)
-    if project is None:
-        return _unauthorized("unknown write key")
-    ctype = request.content_type
-    if ctype not in (PROTOBUF, JSON):
-        return error_body(415, f"Content-Type must be {PROTOBUF} or {JSON}, got {ctype!r}")
-    is_json = ctype == JSON
+    project = sender(request, _bearer(request), "missing 'Authorization: Bearer <write key>'",
+                     _unauthorized, (PROTOBUF, JSON))
+    if isinstance(project, web.Response):
+        return project
+    is_json = request.content_type == JSON
     outcome = await admit_and_ingest(
         request, project, lambda raw: translate(decode(raw, is_json)), _error
     )

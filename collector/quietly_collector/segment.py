@@ -29,6 +29,7 @@ from quietly_collector.intake import (
     admit_and_ingest,
     as_uuid,
     keyword,
+    sender,
 )
 from quietly_collector.keys import COLLECTOR
 from quietly_collector.middlewares import error_body
@@ -177,15 +178,11 @@ def _unauthorized(reason: str) -> web.Response:
 
 async def post_batch(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]
-    key = _write_key(request)
-    if key is None:
-        return _unauthorized("missing 'Authorization: Basic' with the write key as user name")
-    project = collector.credentials.keys.project_for(key)
-    if project is None:
-        return _unauthorized("unknown write key")
-    ctype = request.content_type
-    if ctype != "application/json":
-        return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
+    project = sender(request, _write_key(request),
+                     "missing 'Authorization: Basic' with the write key as user name",
+                     _unauthorized, ("application/json",))
+    if isinstance(project, web.Response):
+        return project
     counters = collector.counters
     outcome = await admit_and_ingest(
         request, project, lambda raw: translate(raw, counters), error_body

@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from quietly_collector import audit
-from quietly_collector.intake import RETRY_AFTER_SECONDS, admit_and_ingest, native
+from quietly_collector.intake import RETRY_AFTER_SECONDS, admit_and_ingest, native, sender
 from quietly_collector.keys import COLLECTOR, REQUEST_ID
 from quietly_collector.middlewares import error_body
 from quietly_collector.store import StorageError
@@ -52,16 +52,10 @@ def require_admin(request: web.Request) -> web.Response | None:
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    collector = request.app[COLLECTOR]
-    token = _bearer(request)
-    if token is None:
-        return _unauthorized("missing 'Authorization: Bearer <write key>'")
-    project = collector.credentials.keys.project_for(token)
-    if project is None:
-        return _unauthorized("unknown write key")
-    ctype = request.content_type
-    if ctype != "application/json":
-        return error_body(415, f"Content-Type must be application/json, got {ctype!r}")
+    project = sender(request, _bearer(request), "missing 'Authorization: Bearer <write key>'",
+                     _unauthorized, ("application/json",))
+    if isinstance(project, web.Response):
+        return project
     outcome = await admit_and_ingest(request, project, native, error_body)
     if isinstance(outcome, web.Response):
         return outcome
