@@ -7,7 +7,7 @@ so every in-process collector shares ``chdb_path`` and isolates by database.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from quietly_collector.keys import COLLECTOR
 from quietly_collector.main import init_app, start_server
 from quietly_collector.service import Collector
 from quietly_collector.settings import Settings, load_settings
-from quietly_collector.store import Store
+from quietly_collector.store import Store, migrate
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY
 
 
@@ -97,6 +97,19 @@ async def start(settings: Settings) -> Running:
 async def stop(running: Running) -> None:
     await running.session.close()
     await running.runner.cleanup()
+
+
+@pytest.fixture
+def single(tmp_path: Path, chdb_path: Path) -> Iterator[Store]:
+    """A single-node database with every migration applied, without a collector."""
+    settings = make_settings(tmp_path, chdb_path)
+    store = Store(settings)
+    store.connect()
+    migrate(store, settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @pytest.fixture

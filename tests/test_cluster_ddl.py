@@ -5,7 +5,6 @@ single-node answers. No ZooKeeper or cluster here: see docs/operations.md."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,12 @@ from quietly_collector.cluster_ddl import (
     retention_statements,
 )
 from quietly_collector.metrics import METRICS
-from quietly_collector.store import Store, migrate
+from quietly_collector.store import Store
 from tests.conftest import make_settings
 
 CLUSTER = "qc"
 
 
-@pytest.fixture
-def single(tmp_path: Path, chdb_path: Path) -> Iterator[Store]:
-    """A single-node database with every migration applied."""
-    settings = make_settings(tmp_path, chdb_path)
-    store = Store(settings)
-    store.connect()
-    migrate(store, settings)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _parses(store: Store, sql: str) -> bool:

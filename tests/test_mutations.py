@@ -7,31 +7,16 @@ target produces is parsed by the embedded engine. On a single node nothing chang
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from quietly_collector.cluster_ddl import cluster_statements
 from quietly_collector.deletion import per_install_tables
 from quietly_collector.mutations import Target, Targets, parse_distributed
-from quietly_collector.store import Store, migrate
-from tests.conftest import make_settings
+from quietly_collector.store import Store
 
 CLUSTER = "qc"
 _ENGINE = re.compile(r"ENGINE = (Distributed\(.*?\))")
 
 
-@pytest.fixture
-def single(tmp_path: Path, chdb_path: Path) -> Iterator[Store]:
-    settings = make_settings(tmp_path, chdb_path)
-    store = Store(settings)
-    store.connect()
-    migrate(store, settings)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _formatted(store: Store, sql: str) -> str:
