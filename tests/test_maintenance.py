@@ -40,7 +40,7 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
         table_retention_days={"agg_sessions": 90, "deletion_receipts": 3650},
     )
     running = await start(settings)
-    stopped = ("events", "agg_install_day_v2", "agg_sessions")
+    stopped = ("events", "agg_performance", "agg_sessions")
     try:
         days = {t: 30 if t in ("events", "rejected_events") else 60 for t in RETENTION_COLUMNS}
         days.update(agg_sessions=90, deletion_receipts=3650, audit_log=0)
@@ -54,7 +54,8 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
             running.store.command(f"SYSTEM STOP TTL MERGES {table}")
         ages = [100, 45, 0]
         status, result = await running.post(
-            "/v1/batch", body([event(ts=now() - timedelta(days=d, seconds=5)) for d in ages]),
+            "/v1/batch", body([event("performance", {"operation": "startup", "duration_ms": 900},
+                                     ts=now() - timedelta(days=d, seconds=5)) for d in ages]),
             headers())
         assert (status, result["accepted"]) == (200, 3)
         await running.settle()
@@ -63,10 +64,10 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
 
         status, report = await _admin(running, "POST", "/v1/admin/gc")
         assert status == 200
-        # Events past 30 days (2), install-days past 60 (1), sessions past 90 (1); other
+        # Events past 30 days (2), performance days past 60 (1), sessions past 90 (1); other
         # aggregates may have been merged by ClickHouse already.
         found = {t: report["expired_rows"].get(t) for t in stopped}
-        assert (found["events"], found["agg_install_day_v2"]) == (2, 1)
+        assert (found["events"], found["agg_performance"]) == (2, 1)
         # agg_sessions has no partitions: when the old event was inserted on its own,
         # its whole part expired and ClickHouse may drop such a part without a TTL merge.
         assert found["agg_sessions"] in (None, 1)
@@ -77,7 +78,7 @@ async def test_each_table_gets_its_configured_ttl_and_gc_expires_rows_now(
                     f" WHERE toDateTime({column}) < now() - toIntervalDay({days[table]})"
                 ) == [(0,)], table
         assert running.rows("SELECT count() FROM events") == [(1,)]
-        assert running.rows("SELECT count() FROM agg_install_day_v2") == [(2,)]
+        assert running.rows("SELECT count() FROM agg_performance") == [(2,)]
         # A live row of a day set keeps only its unexpired days (45 and 0 days old).
         assert running.rows(
             "SELECT length(groupUniqArrayArray(days)), min(arrayMin(days)) >= today() - 60"
@@ -118,7 +119,7 @@ async def test_rows_of_a_deleted_install_are_gone_after_one_maintenance_cycle(
                 " AND table IN (SELECT name FROM system.tables WHERE database ="
                 " currentDatabase() AND engine LIKE '%MergeTree')")]
             found = {t: per_install(running, t).get(a, 0) for t in tables}
-            assert found["events"] == 1 and found["agg_install_day_v2"] == 1
+            assert found["events"] == 1 and found["agg_active_days_v2"] == 1
             runs = running.collector.maintenance.runs
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10

@@ -103,7 +103,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 RETENTION_COLUMNS: dict[str, str] = {
     "events": "ts",
     "rejected_events": "received_at",
-    "agg_install_day_v2": "day",
     "agg_sessions": "first_ts",
     "agg_session_events_v2": "first_ts",
     # One row per install holds its days: the row goes when its newest day expires,
@@ -120,10 +119,11 @@ RETENTION_COLUMNS: dict[str, str] = {
 }
 
 
-# Tables replaced by migration 0009: a configuration naming the old table keeps
-# applying to its successor.
+# Tables replaced by migrations 0009 and 0012: a configuration naming the old table
+# keeps applying to its successor (dau reads active days since 0012).
 RENAMED_TABLES: dict[str, str] = {
-    "agg_install_day": "agg_install_day_v2",
+    "agg_install_day": "agg_active_days_v2",
+    "agg_install_day_v2": "agg_active_days_v2",
     "agg_session_events": "agg_session_events_v2",
     "agg_features": "agg_features_v2",
 }
