@@ -1,7 +1,7 @@
 """The metric catalogue: names, meanings, and how each is read from ClickHouse.
 
 Every metric but ``funnel`` is a parameterized view (``metric_<name>``, migration
-0006, some replaced in 0009 and 0011), so ``quietly query``,
+0006, some replaced in 0009, 0011, 0012 and 0013), so ``quietly query``,
 ``GET /v1/metrics/<name>`` and an engineer's own SQL read the same definition.
 ``funnel`` takes its steps at query time and runs ``windowFunnel`` over the raw
 events.
