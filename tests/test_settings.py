@@ -98,3 +98,27 @@ def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
     missing = [name for name in FIELDS if f"`{name}`" not in doc or env_name(name) not in doc]
     assert not missing, f"undocumented settings: {missing}"
+
+
+class _RecordingClient:
+    def __init__(self) -> None:
+        self.settings: dict[str, object] = {}
+
+    def raw_insert(self, table: str, columns: list[str], **kwargs: object) -> None:
+        self.settings = dict(kwargs["settings"])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("url", ["", "http://u:p@127.0.0.1:8123/db"])
+def test_only_the_embedded_engine_is_asked_to_run_inserts_at_low_priority(url: str) -> None:
+    # A server's version or settings profile may reject the nice settings, which would
+    # fail every insert; the embedded engine shares the collector's cores and needs them.
+    from quietly_collector.store import Store
+
+    store = Store(load_settings(env={}, overrides={"clickhouse_url": url}))
+    client = _RecordingClient()
+    store._writer = client
+    store.insert("events", ["event_id"], b"[]\n", token="t1")
+    assert client.settings["insert_deduplication_token"] == "t1"
+    niced = {k: v for k, v in client.settings.items() if k.startswith("os_threads_nice")}
+    assert niced == ({} if url else {"os_threads_nice_value_query": 10,
+                                      "os_threads_nice_value_materialized_view": 10})
