@@ -3,7 +3,7 @@ metric computed from the raw ``events`` table, on the same data in the same run.
 
 Run from the repository root::
 
-    python bench/metrics.py            # full run (10,000,000 events, about 15-25 minutes)
+    python bench/metrics.py            # full run (10,000,000 events, about 6-25 minutes)
     python bench/metrics.py --quick    # 500,000 events, for CI
 
 One run, in a subprocess of its own (chdb allows one data directory per process):
