@@ -50,7 +50,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_decompressed_bytes: int = 8 << 20
     max_batch_events: int = 2000
     flush_rows: int = 20_000
-    flush_interval_ms: int = 200
+    # ClickHouse's guidance: about one insert per second per table. Each insert into
+    # events also writes a part into every aggregate table its views feed.
+    flush_interval_ms: int = 1000
     dedup_memory_ids: int = 250_000
     dedup_filter_mb: int = 32
     future_tolerance_s: int = 60
