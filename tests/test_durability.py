@@ -132,3 +132,30 @@ async def test_a_clickhouse_server_down_at_start_does_not_stop_intake(
             assert resp.status == 503 and ready["storage"] is False and ready["spool_rows"] == 2
     finally:
         await stop(running)
+
+
+async def test_a_lone_event_is_stored_at_once_and_a_stream_waits_for_the_flush_interval(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    # flush_interval_ms spaces small inserts (ClickHouse wants about one a second), but an
+    # event after a quiet spell must not wait for it: a newcomer's first curl shows up.
+    running = await start(make_settings(tmp_path, chdb_path, flush_interval_ms=2_000))
+    try:
+        await asyncio.sleep(2.1)  # quiet for longer than the interval
+        loop = asyncio.get_running_loop()
+        first, second = event(), event()
+
+        def stored() -> set[str]:
+            return {str(r[0]) for r in running.rows("SELECT event_id FROM events")}
+
+        sent = loop.time()
+        assert (await running.post("/v1/batch", body([first]), headers()))[0] == 200
+        await _wait(lambda: first["event_id"] in stored(), timeout=1.5)
+        assert loop.time() - sent < 1.5  # did not wait for the 2 s interval
+
+        assert (await running.post("/v1/batch", body([second]), headers()))[0] == 200
+        await asyncio.sleep(0.4)
+        assert second["event_id"] not in stored()  # the next insert waits its turn
+        await _wait(lambda: second["event_id"] in stored(), timeout=3.0)
+    finally:
+        await stop(running)

@@ -1,6 +1,7 @@
 """Move spooled records into ClickHouse in large batches, in order, exactly once.
 
-Batches close on size (``flush_rows``) or age (``flush_interval_ms``). A batch's
+Batches close on size (``flush_rows``), or when ``flush_interval_ms`` has passed since
+the previous insert began (so a lone event after a quiet spell goes in at once). A batch's
 insert deduplication token is its spool's identity and position, and a failed
 batch is retried with exactly the same records until it succeeds, so a retry is
 dropped by ClickHouse (table and aggregates) if the first attempt landed. The
@@ -97,6 +98,9 @@ class Writer:
         self._unchecked_end = Pos(0, 0)
         self._stopping = False
         self._idle = asyncio.Event()
+        # Inserts smaller than flush_rows start at most once per flush_interval: an event
+        # after a quiet spell goes in at once, a steady stream in one insert per interval.
+        self._last_flush = time.monotonic()
         # Held while storing; maintenance takes it so no insert interleaves (maintenance.py).
         self.lock = asyncio.Lock()
 
@@ -117,7 +121,7 @@ class Writer:
                 await appended.wait()
             self._idle.clear()
             # Let a batch fill up unless it is already big enough (or we are draining).
-            deadline = time.monotonic() + self.flush_interval
+            deadline = self._last_flush + self.flush_interval
             while not self._stopping and self.spool.pending_rows < self.flush_rows:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -127,6 +131,7 @@ class Writer:
                     await asyncio.wait_for(appended.wait(), left)
                 except TimeoutError:
                     break
+            self._last_flush = time.monotonic()
             try:
                 async with self.lock:
                     await self._flush_once()
