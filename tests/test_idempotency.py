@@ -74,7 +74,7 @@ def _lose_one_answer(store: Store) -> tuple[threading.Event, threading.Event]:
     landed, release = threading.Event(), threading.Event()
     real = store.insert
 
-    def insert(table: str, columns: Sequence[str], data: bytes, token: str) -> None:
+    def insert(table: str, columns: Sequence[str], data: bytes | bytearray, token: str) -> None:
         real(table, columns, data, token)
         if table == "events" and not landed.is_set():
             landed.set()

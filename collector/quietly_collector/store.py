@@ -160,7 +160,9 @@ class Store:
                     c.close()
 
     # -- writing --------------------------------------------------------------
-    def insert(self, table: str, columns: Sequence[str], data: bytes, token: str) -> None:
+    def insert(
+        self, table: str, columns: Sequence[str], data: bytes | bytearray, token: str
+    ) -> None:
         self.ensure_ready()
         try:
             self._writer.raw_insert(
