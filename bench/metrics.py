@@ -60,9 +60,10 @@ INSTALLS = 20_000
 EVENTS_PER_SESSION = 25
 START = date(2026, 8, 3)
 LOAD_CHUNK = 1_000_000
-# The collector inserts at most `flush_rows` (default 20,000) rows at a time, and each
-# insert block fires the materialized views once: the aggregate tables get one
-# partial row per key per block, which background merges fold later.
+# The collector inserts at most `flush_rows` rows at a time (default 50,000; 20,000
+# before 2026-12-02), and each insert block fires the materialized views once: the
+# aggregate tables get one partial row per key per block, which background merges fold
+# later. 20,000-row blocks keep runs comparable, and leave more partial rows to fold.
 BLOCK_ROWS = 20_000
 
 # Targets from the issue.
