@@ -929,8 +929,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", nargs="*", default=[], metavar="METRIC",
                    help="time only these metrics (and the funnel)")
     p.add_argument("--block-rows", type=int, default=BLOCK_ROWS,
-                   help="rows per insert block, as the collector's flush_rows (50000)"
-                        f" (default {BLOCK_ROWS})")
+                   help=f"rows per insert block (default {BLOCK_ROWS}; the collector's"
+                        " flush_rows is 50000)")
     p.add_argument("--optimize", action="store_true",
                    help="OPTIMIZE ... FINAL every table after loading (fully merged aggregates)")
     p.add_argument("--maintenance", action="store_true",

@@ -210,7 +210,7 @@ class Writer:
         checked = b"".join(r.payload for r in records if r.kind == KIND_EVENTS_CHECK)
         known = 0
         if checked:
-            checked, known = self._drop_known(checked, bytes(events))
+            checked, known = self._drop_known(checked, events)
         unchecked = max(self._recovery_end, self._unchecked_end)
         if records[0].start < unchecked and self.deleted.hashes:
             events = self._drop_deleted(bytes(events)) if events else events
@@ -260,13 +260,14 @@ class Writer:
         self.stats.recovered_duplicates += len(stored)
         return b"".join(ln for ln, i in zip(lines, ids, strict=True) if i not in stored)
 
-    def _drop_known(self, checked: bytes, events: bytes) -> tuple[bytes, int]:
+    def _drop_known(self, checked: bytes, events: bytes | bytearray) -> tuple[bytes, int]:
         """Rows accepted without the duplicate filter's word: keep those neither stored
         (earlier spans) nor among this span's other rows, once each."""
         lines = checked.splitlines(keepends=True)
         stored = self.store.existing_ids([line_event_id(ln) for ln in lines])
         seen = {str(i).encode() for i in stored}
-        seen.update(ln[2:38] for ln in events.splitlines())  # the id, as in line_event_id
+        # The id, as in line_event_id (bytes: a bytearray slice is not hashable).
+        seen.update(bytes(ln[2:38]) for ln in events.splitlines())
         keep = []
         for ln in lines:
             if ln[2:38] not in seen:
