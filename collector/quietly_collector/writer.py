@@ -1,14 +1,14 @@
 """Move spooled records into ClickHouse in large batches, in order, exactly once.
 
 Batches close on size (``flush_rows``), or when ``flush_interval_ms`` has passed since
-the previous insert began (so a lone event after a quiet spell goes in at once). A batch's
-insert deduplication token is its spool's identity and position, and a failed
-batch is retried with exactly the same records until it succeeds, so a retry is
-dropped by ClickHouse (table and aggregates) if the first attempt landed. The
-span being stored is noted in the spool first, so after a crash the next process
-retries that same span. Other records left from before a crash are checked
-against the ``events`` table. Deletion requests in a batch are applied after its
-rows are inserted (deletion.py).
+the previous insert began (so a lone event after a quiet spell, or the first since
+start, goes in at once). A batch's insert deduplication token is its spool's identity
+and position, and a failed batch is retried with exactly the same records until it
+succeeds, so a retry is dropped by ClickHouse (table and aggregates) if the first
+attempt landed. The span being stored is noted in the spool first, so after a crash
+the next process retries that same span. Other records left from before a crash are
+checked against the ``events`` table. Deletion requests in a batch are applied after
+its rows are inserted (deletion.py).
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ class Writer:
         self._idle = asyncio.Event()
         # Inserts smaller than flush_rows start at most once per flush_interval: an event
         # after a quiet spell goes in at once, a steady stream in one insert per interval.
-        self._last_flush = time.monotonic()
+        # No insert yet: the first one after start goes at once.
+        self._last_flush = time.monotonic() - flush_interval
         # Held while storing; maintenance takes it so no insert interleaves (maintenance.py).
         self.lock = asyncio.Lock()
 
