@@ -213,3 +213,36 @@ async def test_a_spool_never_committed_is_read_from_its_first_segment(tmp_path: 
     got = [r.payload for r in again.read(again.checkpoint, again.write_pos, 100)]
     assert got == payloads and again.pending_rows == 12
     again.close()
+
+
+def test_large_records_in_the_documented_layout_read_back_and_damage_anywhere_is_caught(
+    tmp_path: Path,
+) -> None:
+    # The layout of spoolfile.py's docstring, written by hand with one whole-payload
+    # CRC, as earlier versions wrote it: a spool left by them must still replay.
+    # Payloads span many of the pieces the CRC is computed in.
+    import struct
+    import zlib
+
+    from quietly_collector.spoolfile import HEADER, KIND_DAMAGED, scan
+
+    def record(rows: int, payload: bytes) -> bytes:
+        want = zlib.crc32(payload, zlib.crc32(struct.pack("<BI", KIND_EVENTS, rows)))
+        return HEADER.pack(len(payload), want, KIND_EVENTS, rows) + payload
+
+    payloads = [os.urandom(size).hex().encode() for size in (10, 50_000, 2_048, 70_001)]
+    path = tmp_path / "000000000000.wal"
+    path.write_bytes(b"".join(record(i + 1, p) for i, p in enumerate(payloads)))
+    got = list(scan(path, 0, 0, None, whole=True))
+    assert [(r.kind, r.rows, r.payload) for r in got] == [
+        (KIND_EVENTS, i + 1, p) for i, p in enumerate(payloads)
+    ]
+    # One byte flipped deep inside the second payload (past its first pieces).
+    data = bytearray(path.read_bytes())
+    data[got[1].start.off + HEADER.size + 61_234] ^= 0x01
+    path.write_bytes(bytes(data))
+    got = list(scan(path, 0, 0, None, whole=True))
+    assert [r.kind for r in got] == [KIND_EVENTS, KIND_DAMAGED, KIND_EVENTS, KIND_EVENTS]
+    assert [r.payload for r in got if r.kind == KIND_EVENTS] == [
+        payloads[0], payloads[2], payloads[3]
+    ]
