@@ -664,6 +664,8 @@ class E2EConfig:
     batch: int
     concurrency: int
     half_load_seconds: float
+    # Events/s of the half-load phase; None: half the full-load rate just measured.
+    half_load_rate: float | None
     base: datetime
     seed: int
     pool: Pool
@@ -734,8 +736,9 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
         }
         stored_before += cfg.events
 
-        # Half load: open loop at half the measured rate.
-        rate = full["events_per_s"] / 2
+        # Half load: open loop at half the measured rate (or at the rate asked for, so
+        # that two versions' latencies compare at the same load).
+        rate = cfg.half_load_rate or full["events_per_s"] / 2
         n_req = max(1, math.ceil(cfg.half_load_seconds * rate / cfg.batch))
         n_half = n_req * cfg.batch
         interval = cfg.batch / rate
@@ -938,6 +941,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="requests in flight at full load (default 32)")
     p.add_argument("--half-load-seconds", type=float, default=None,
                    help="length of the half-load phase (default 10, 3 with --quick)")
+    p.add_argument("--half-load-rate", type=float, default=None, metavar="EVENTS_PER_S",
+                   help="rate of the half-load phase (default: half the full-load rate"
+                        " measured in the same run; set it to compare latencies of two"
+                        " versions at the same load)")
     p.add_argument("--quick", action="store_true", help="small, CI-friendly run")
     p.add_argument("--seed", type=int, default=1, help="event generator seed")
     p.add_argument("--skip-baseline", action="store_true",
@@ -1025,6 +1032,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             batch=args.batch,
             concurrency=args.concurrency,
             half_load_seconds=args.half_load_seconds,
+            half_load_rate=args.half_load_rate,
             base=base,
             seed=args.seed,
             pool=Pool.make(),
@@ -1057,6 +1065,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch": args.batch,
             "concurrency": args.concurrency,
             "half_load_seconds": args.half_load_seconds,
+            "half_load_rate": args.half_load_rate,
             "quick": args.quick,
             "baseline_chunk_rows": BASELINE_CHUNK,
         },
