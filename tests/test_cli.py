@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -123,6 +124,39 @@ def test_sql_without_a_running_collector_says_what_to_do(tmp_path: Path) -> None
 def test_bad_settings_exit_2_with_the_reason(tmp_path: Path) -> None:
     got = run("serve", "--port", "http", cwd=tmp_path)
     assert got.returncode == 2 and "port" in got.stderr
+
+
+@pytest.mark.parametrize("choice", ["auto", "asyncio"])
+def test_serve_runs_on_the_event_loop_chosen_and_stores_on_it(
+    tmp_path: Path, choice: str
+) -> None:
+    # auto is uvloop wherever it is installed (a dependency except on Windows).
+    expected = "asyncio" if choice == "asyncio" or sys.platform == "win32" else "uvloop"
+    proc, url, lines = _serve(tmp_path, "--event-loop", choice, "--write-keys",
+                              "p=key-0123456789abcdef")
+    try:
+        assert f"event loop {expected})" in lines[-1]
+        ev = event("feature_used", {"feature": "search"})
+        req = urllib.request.Request(url + "/v1/batch", data=body([ev]),
+                                     headers=headers("key-0123456789abcdef"))
+        with urllib.request.urlopen(req) as resp:
+            assert json.loads(resp.read())["accepted"] == 1
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    # Stored before exit, on either loop (the drain at shutdown runs on it too).
+    got = run("sql", "SELECT event FROM events", "--direct", "--format", "json", cwd=tmp_path)
+    assert json.loads(got.stdout)["rows"] == [["feature_used"]]
+
+
+def test_an_unavailable_event_loop_is_a_settings_error_that_says_what_to_do() -> None:
+    from quietly_collector.cli import loop_factory
+    from quietly_collector.settings import SettingsError
+
+    with mock.patch.dict(sys.modules, {"uvloop": None}):  # as where it is not installed
+        assert loop_factory("auto") == (None, "asyncio")
+        with pytest.raises(SettingsError, match="uvloop is not installed"):
+            loop_factory("uvloop")
 
 
 def test_sigterm_stores_everything_acknowledged_before_exiting(tmp_path: Path) -> None:

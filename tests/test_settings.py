@@ -68,6 +68,7 @@ def test_clickhouse_url_switches_to_a_server() -> None:
         ({"QUIETLY_TABLE_RETENTION_DAYS": "evnts=30"}, "table_retention_days.evnts: not a"),
         ({"QUIETLY_TABLE_RETENTION_DAYS": "events=soon"}, "events: expected an integer"),
         ({"QUIETLY_RATE_LIMIT_BURST": "0"}, "rate_limit_burst: must be positive"),
+        ({"QUIETLY_EVENT_LOOP": "uv"}, "event_loop: expected auto, uvloop, asyncio"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,17 +173,40 @@ def _serve(settings: Settings) -> int:
         else f"ClickHouse at {_redact(settings.clickhouse_url)}"
     )
 
+    try:
+        factory, loop_name = loop_factory(settings.event_loop)
+    except SettingsError as exc:
+        print(f"quietly: {exc}", file=sys.stderr)
+        return 2
+
     def ready(port: int) -> None:
-        print(f"quietly: collector listening on http://{settings.host}:{port} ({store})",
-              flush=True)
+        print(f"quietly: collector listening on http://{settings.host}:{port} ({store};"
+              f" event loop {loop_name})", flush=True)
 
     try:
-        asyncio.run(serve(settings, ready))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(settings, ready))
     except KeyboardInterrupt:
         pass
     except Exception as exc:
         return _fatal(exc, settings)
     return 0
+
+
+def loop_factory(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """The event loop ``serve`` runs on (the event_loop setting), and its name."""
+    if choice == "asyncio":
+        return None, "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SettingsError(
+                "event_loop: uvloop is not installed (pip install uvloop; it has no Windows"
+                " build), or set event_loop to auto or asyncio"
+            ) from None
+        return None, "asyncio"
+    return uvloop.new_event_loop, "uvloop"
 
 
 def _fatal(exc: Exception, settings: Settings) -> int:
