@@ -1,5 +1,5 @@
-"""The collector under test in bench/soak.py: ``quietly serve``'s app, plus a switch
-for storage outages.
+"""The collector under test in bench/soak.py: ``quietly serve``'s app on its event
+loop, plus a switch for storage outages.
 
 SIGUSR1 detaches the ``events`` table of the embedded ClickHouse (every insert and
 id lookup fails, as when a server is down), SIGUSR2 attaches it again. If the
@@ -17,14 +17,14 @@ import signal
 import sys
 from pathlib import Path
 
+from quietly_collector.cli import loop_factory
 from quietly_collector.keys import COLLECTOR
 from quietly_collector.main import init_app, start_server
-from quietly_collector.settings import load_settings
+from quietly_collector.settings import Settings, load_settings
 from quietly_collector.store import StorageError
 
 
-async def _node(data_dir: Path, outage_file: Path) -> None:
-    settings = load_settings(overrides={"data_dir": str(data_dir), "port": 0})
+async def _node(settings: Settings, outage_file: Path) -> None:
     app = init_app(settings)
     runner, port = await start_server(app, "127.0.0.1", 0)
     store = app[COLLECTOR].store
@@ -69,7 +69,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--outage-file", type=Path, required=True)
     args = parser.parse_args()
-    asyncio.run(_node(args.data_dir, args.outage_file))
+    settings = load_settings(overrides={"data_dir": str(args.data_dir), "port": 0})
+    # The event loop serve would run on (event_loop: uvloop where installed).
+    factory, name = loop_factory(settings.event_loop)
+    print(f"soak-node: event loop {name}", flush=True)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(_node(settings, args.outage_file))
 
 
 if __name__ == "__main__":
