@@ -8,7 +8,9 @@ and those bodies cut, spliced or sprinkled with stray bytes):
 - ``process_events`` gives every event exactly one verdict: a candidate for storage
   or a rejection whose reason names ``$.events[i]``, and nothing raises;
 - what would be stored is valid JSON, holds only declared properties, and its text
-  properties are already scrubbed.
+  properties are already scrubbed;
+- decoding every envelope in one call (``envelopes``, the collector's fast path) gives
+  exactly what decoding each event on its own gives.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from quietly_collector.ingest import (
     BatchError,
     IngestContext,
     decode_batch,
+    envelopes,
     process_events,
     rejected_lines,
 )
@@ -153,13 +156,25 @@ CTX = IngestContext(
 )
 
 
+_paths: set[str] = set()
+
+
 def _check(body: bytes) -> int:
     """Run the decoder as the collector does; return how many events were stored."""
     try:
         batch = decode_batch(body)
     except BatchError:
         return -1
-    processed = process_events(batch, "proj", NOW, CTX)
+    decoded = envelopes(body, batch, CTX.max_event_bytes)
+    processed = process_events(batch, "proj", NOW, CTX, decoded)
+    if decoded is not None:
+        alone = process_events(batch, "proj", NOW, CTX)
+        assert [c.line for c in processed.candidates] == [c.line for c in alone.candidates]
+        assert processed.rejected == alone.rejected
+        assert processed.counters == alone.counters
+        _paths.add("one call")
+    else:
+        _paths.add("each alone")
     verdicts = [c.position for c in processed.candidates] + [r.index for r in processed.rejected]
     assert sorted(verdicts) == list(range(len(batch.events)))
     for r in processed.rejected:
@@ -188,8 +203,10 @@ def test_any_body_gets_batch_error_or_one_verdict_per_event() -> None:
         outcomes.add("400" if stored < 0 else "stored" if stored else "none stored")
 
     check()
-    # The property is only as good as its inputs: they must reach all three outcomes.
+    # The property is only as good as its inputs: they must reach all three outcomes,
+    # and both ways of decoding envelopes.
     assert outcomes == {"400", "stored", "none stored"}
+    assert _paths == {"one call", "each alone"}
 
 
 def test_one_valid_event_is_stored() -> None:

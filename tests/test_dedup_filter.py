@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from quietly_collector.dedup import RecentIds
 from quietly_collector.seenfilter import GENERATIONS, SeenFilter
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
@@ -32,6 +33,26 @@ def test_the_filter_never_forgets_an_id_it_still_covers() -> None:
     assert all(seen.might_contain(k) for b in kept for k in b)
     forgotten = sum(not seen.might_contain(k) for k in batches[0])
     assert forgotten > 0.95 * len(batches[0])
+
+
+def test_exact_memory_keeps_exactly_the_last_ids_and_moves_its_horizon() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    recent = RecentIds(250, start, timedelta(minutes=5))
+    batches = [list(range(b * 100, b * 100 + 100)) for b in range(4)]
+    for n, keys in enumerate(batches[:3]):
+        recent.add_keys(keys, start.timestamp() + n + 1)
+    # 300 ids in, 250 kept: the first 50 of the first batch are forgotten, and the
+    # horizon moves to that batch's time (all ids since then are still held).
+    assert len(recent) == 250
+    assert recent.ids == set(range(50, 300))
+    assert recent.horizon == start + timedelta(seconds=1)
+    # Known ids and repeats within a batch are added once; the rest push out the oldest.
+    recent.add_keys([120, 7, 7, 301, 301, 302], start.timestamp() + 10)
+    assert len(recent) == 250
+    assert recent.ids == set(range(53, 300)) | {7, 301, 302}
+    recent.add_keys(batches[3], start.timestamp() + 11)  # 98 new: 301 and 302 are known
+    assert recent.ids == set(range(151, 300)) | {7} | set(batches[3])
+    assert recent.horizon == start + timedelta(seconds=2)
 
 
 def test_false_positives_stay_under_half_a_percent_when_full() -> None:

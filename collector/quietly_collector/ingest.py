@@ -63,6 +63,12 @@ class BatchIn(msgspec.Struct, kw_only=True, gc=False):
     events: list[msgspec.Raw]
 
 
+class _Envelopes(msgspec.Struct, kw_only=True, gc=False):
+    """The same body with every event's envelope decoded, in one call."""
+
+    events: list[EventIn]
+
+
 class Row(msgspec.Struct, array_like=True, gc=False):
     """One row of the ``events`` table, in column order (JSONCompactEachRow)."""
 
@@ -104,6 +110,7 @@ EVENT_COLUMNS: tuple[str, ...] = Row.__struct_fields__
 REJECTED_COLUMNS: tuple[str, ...] = RejectedRow.__struct_fields__
 
 _batch_decoder = msgspec.json.Decoder(BatchIn)
+_envelopes_decoder = msgspec.json.Decoder(_Envelopes)
 _event_decoder = msgspec.json.Decoder(EventIn)
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
@@ -126,6 +133,21 @@ def decode_batch(body: bytes | bytearray) -> BatchIn:
     except RecursionError:
         # msgspec stops at the interpreter's recursion limit (about 1000 levels).
         raise BatchError("body is not valid JSON: nested too deeply") from None
+
+
+def envelopes(
+    body: bytes | bytearray, batch: BatchIn, max_event_bytes: int
+) -> list[EventIn] | None:
+    """Every event's envelope, decoded in one call, or None when some event is over
+    the size limit or invalid: then ``process_events`` decodes each on its own, for
+    its own reason. One call instead of one per event saves 0.4 µs an event (a
+    twentieth of the event loop's time per event; docs/performance.md)."""
+    if not batch.events or max(map(len, batch.events)) > max_event_bytes:
+        return None
+    try:
+        return _envelopes_decoder.decode(body).events
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
 
 
 def _reason(message: str, prefix: str) -> str:
@@ -248,8 +270,10 @@ def _context(raw: msgspec.Raw, cache: dict[bytes, Context]) -> Context:
 
 
 def process_events(
-    batch: BatchIn, project: str, received_at: datetime, ctx: IngestContext
+    batch: BatchIn, project: str, received_at: datetime, ctx: IngestContext,
+    decoded: list[EventIn] | None = None,
 ) -> Processed:
+    """``decoded``: the envelopes of ``batch.events`` from ``envelopes``, if it had them."""
     out = Processed()
     counters = out.counters
     candidates = out.candidates
@@ -264,21 +288,24 @@ def process_events(
     max_bytes = ctx.max_event_bytes
     encode = _encoder.encode
     for i, raw in enumerate(batch.events):
-        if len(raw) > max_bytes:
+        if decoded is not None:
+            ev = decoded[i]
+        elif len(raw) > max_bytes:
             out.rejected.append(Rejection(
                 i, _event_id_of(raw),
                 f"event is {len(raw)} bytes, over the {max_bytes}-byte limit at $.events[{i}]",
             ))
             continue
-        try:
-            ev = _event_decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            reason = _reason(str(exc), f"$.events[{i}]")
-            out.rejected.append(Rejection(i, _event_id_of(raw), reason))
-            continue
-        except msgspec.DecodeError as exc:
-            out.rejected.append(Rejection(i, None, f"{exc} at $.events[{i}]"))
-            continue
+        else:
+            try:
+                ev = _event_decoder.decode(raw)
+            except msgspec.ValidationError as exc:
+                reason = _reason(str(exc), f"$.events[{i}]")
+                out.rejected.append(Rejection(i, _event_id_of(raw), reason))
+                continue
+            except msgspec.DecodeError as exc:
+                out.rejected.append(Rejection(i, None, f"{exc} at $.events[{i}]"))
+                continue
         dec = decoders.get((ev.event, ev.version))
         try:
             if dec is None:

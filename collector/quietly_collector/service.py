@@ -20,6 +20,7 @@ from quietly_collector.ingest import (
     Processed,
     Rejection,
     decode_batch,
+    envelopes,
     process_events,
     rejected_lines,
 )
@@ -180,7 +181,8 @@ class Collector:
                 f"batch has {len(batch.events)} events, over the"
                 f" {self.settings.max_batch_events}-event limit"
             )
-        processed = process_events(batch, project, received, self.ctx)
+        decoded = envelopes(body, batch, self.ctx.max_event_bytes)
+        processed = process_events(batch, project, received, self.ctx, decoded)
         inflight = self._inflight
         while True:
             fresh, lookup, duplicates, busy = split(processed.candidates, self.recent, inflight)
