@@ -287,6 +287,8 @@ def process_events(
     hashed = pseudo.cache  # inline cache hit: no call per id
     max_bytes = ctx.max_event_bytes
     encode = _encoder.encode
+    last_raw: msgspec.Raw | None = None
+    last_context = Context()
     for i, raw in enumerate(batch.events):
         if decoded is not None:
             ev = decoded[i]
@@ -315,7 +317,12 @@ def process_events(
                     " at .event" if known else f"unknown event type {ev.event!r} at .event"
                 )
             schema = dec.schema
-            c = _context(ev.context, contexts)
+            # SDKs send one context for a whole batch: compare with the last one first.
+            if ev.context == last_raw:
+                c = last_context
+            else:
+                c = _context(ev.context, contexts)
+                last_raw, last_context = ev.context, c
             consent = c.consent
             # A deletion_request is sent because consent went off: the one exception.
             if consent == "off" and ev.event != DELETION_EVENT:
