@@ -213,3 +213,27 @@ def test_one_valid_event_is_stored() -> None:
     ev = {"event_id": str(uuid.uuid4()), "event": "feature_used", "ts": "2026-11-23T09:00:00Z",
           "install_id": str(uuid.uuid4()), "props": {"feature": "x"}}
     assert _check(json.dumps({"events": [ev]}).encode()) == 1
+
+
+def test_each_event_is_stored_with_its_own_context() -> None:
+    """Contexts usually repeat within a batch (the decoder reuses the last one); when
+    they change, each event still gets its own, and a bad one rejects only its event."""
+    def ev(context: dict[str, Any]) -> dict[str, Any]:
+        return {"event_id": str(uuid.uuid4()), "event": "feature_used",
+                "ts": "2026-11-23T09:00:00Z", "install_id": str(uuid.uuid4()),
+                "props": {"feature": "x"}, "context": context}
+
+    a = {"app": "alpha", "consent": "detailed"}
+    b = {"app": "beta", "consent": "basic"}
+    bad = {"app": "alpha", "consent": "all"}
+    body = json.dumps({"events": [ev(a), ev(a), ev(bad), ev(b), ev(a), ev(bad), ev(bad)]})
+    batch = decode_batch(body.encode())
+    processed = process_events(batch, "proj", NOW, CTX)
+    stored = {c.position: json.loads(c.line) for c in processed.candidates}
+    app, consent = 11, 18  # columns of the events table (ingest.Row)
+    assert {i: (r[app], r[consent]) for i, r in stored.items()} == {
+        0: ("alpha", "detailed"), 1: ("alpha", "detailed"),
+        3: ("beta", "basic"), 4: ("alpha", "detailed"),
+    }
+    assert [r.index for r in processed.rejected] == [2, 5, 6]
+    assert all(".context.consent" in r.reason for r in processed.rejected)
