@@ -99,6 +99,19 @@ async def test_views_match_python(loaded: tuple[Running, list[truth.Ev]]) -> Non
     assert {(r["cohort"], r["period"]): (r["cohort_users"], r["retained_users"])
             for r in _rows(server, "retention")} == truth.retention(evs)
 
+    # quietly query runs each view's stored SELECT; an engineer's SELECT * FROM the view
+    # must give the very same rows.
+    params = {"since": truth.START, "until": truth.END, "app": ""}
+    for name in metrics.METRICS:
+        if name == "funnel":
+            continue
+        direct = server.store.query(
+            f"SELECT * FROM metric_{name}(since = {{since:Date}}, until = {{until:Date}},"
+            " app = {app:String})", params)
+        q = metrics.parse_query(name, SINCE, UNTIL)
+        assert metrics.run(server.store, q) == (
+            direct[0], [[metrics._plain(v) for v in r] for r in direct[1]]), name
+
 
 async def test_quantiles_grades_jobs_nps_deployments_funnel(
     loaded: tuple[Running, list[truth.Ev]],
@@ -136,6 +149,34 @@ async def test_quantiles_grades_jobs_nps_deployments_funnel(
     rows = _rows(server, "funnel", steps=steps, window="1d")
     assert [r["users"] for r in rows] == truth.funnel(evs, steps, 86_400)
     assert rows[1]["conversion_from_previous"] == round(rows[1]["users"] / rows[0]["users"], 4)
+
+
+async def test_a_replaced_view_reaches_quietly_query_without_a_restart(
+    server: Running, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = server.store
+    q = metrics.parse_query("nps", "2026-09-01", "2026-10-31")
+    metrics.run(store, q)  # reads, and caches, the shipped view's SELECT
+    assert "agg_surveys" in str(metrics.view_select(store, "metric_nps"))
+
+    def replace(table: str, responses: int) -> None:
+        store.command(f"CREATE TABLE {table} (period Date, responses UInt64) ENGINE = Memory")
+        store.command(f"INSERT INTO {table} VALUES ('2026-10-01', {responses})")
+        store.command(f"CREATE OR REPLACE VIEW metric_nps AS SELECT period, responses FROM"
+                      f" {table} WHERE period BETWEEN {{since:Date}} AND {{until:Date}}"
+                      " AND {app:String} = ''")
+
+    # Replaced over tables that still exist: read again once the cached SELECT is old.
+    replace("nps_v8", 7)
+    monkeypatch.setattr(metrics, "VIEW_SQL_TTL_S", 0.0)
+    assert metrics.as_objects(*metrics.run(store, q)) == [
+        {"period": "2026-10-01", "responses": 7}]
+    # Replaced, and the table the cached SELECT reads dropped: read again at once.
+    monkeypatch.setattr(metrics, "VIEW_SQL_TTL_S", 3600.0)
+    replace("nps_v9", 8)
+    store.command("DROP TABLE nps_v8")
+    assert metrics.as_objects(*metrics.run(store, q)) == [
+        {"period": "2026-10-01", "responses": 8}]
 
 
 async def test_thresholds_come_from_configuration(
