@@ -380,6 +380,8 @@ def run_baseline(events: int, seed: int, base: datetime, work: Path) -> dict[str
 
 # PYTHONPATH for the subprocesses when the collector runs from a ``--commit`` snapshot.
 _SNAPSHOT_PATH: list[str] = []
+# --set NAME=VALUE: collector settings, passed as QUIETLY_<NAME> (settings.env_name).
+_COLLECTOR_SETTINGS: dict[str, str] = {}
 
 
 def _env() -> dict[str, str]:
@@ -390,6 +392,8 @@ def _env() -> dict[str, str]:
         )
     env["QUIETLY_WRITE_KEYS"] = f"{PROJECT}={WRITE_KEY}"
     env["QUIETLY_ADMIN_TOKEN"] = ADMIN_TOKEN
+    for name, value in _COLLECTOR_SETTINGS.items():
+        env["QUIETLY_" + name.upper()] = value
     return env
 
 
@@ -696,6 +700,7 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
         backlog: list[int] = []
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample_backlog(client, backlog, stop))
+        inserts0 = int((await client.stats()).get("inserts", 0))
         profiler = _start_py_spy(collector.pid, cfg.py_spy, cfg.py_spy_gil) if cfg.py_spy else None
         cpu0, bench_cpu0 = collector.cpu_seconds(), time.process_time()
         machine0 = _machine_busy_seconds()
@@ -712,6 +717,7 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
         machine1 = _machine_busy_seconds()
         if profiler is not None:
             _stop_py_spy(profiler)
+        inserts = int((await client.stats()).get("inserts", 0)) - inserts0
         del bodies
         full_seconds = t_stored - t0
         full: dict[str, Any] = {
@@ -725,6 +731,8 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
             "events_per_s": cfg.events / full_seconds,
             "ack_latency_ms": _latency_ms(sent.latencies),
             "max_spool_backlog_rows": max(backlog, default=0),
+            # Spans stored during the phase (0 from a collector without the stat).
+            "inserts": inserts,
             "collector_cpu_seconds": cpu1 - cpu0,
             "collector_cpu_seconds_until_acked": cpu_ack - cpu0,
             "collector_cpu_us_per_event": (cpu1 - cpu0) / cfg.events * 1e6,
@@ -896,7 +904,7 @@ def print_report(result: dict[str, Any]) -> None:
         f"  collector CPU                        {full['collector_cpu_seconds']:.1f} s"
         f" ({full['collector_cpu_us_per_event']:.1f} us/event); bench client CPU"
         f" {full['bench_cpu_seconds']:.1f} s; max spool backlog"
-        f" {full['max_spool_backlog_rows']:,} rows",
+        f" {full['max_spool_backlog_rows']:,} rows; {full.get('inserts', 0)} inserts",
         f"  other processes' CPU meanwhile       {full['other_cpu_seconds']:.1f} s"
         " (noise: should be near 0)",
         "",
@@ -963,6 +971,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="before each phase, wait up to this long for other processes to stop"
                         " using the CPUs (default 30; 0 to skip)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a collector setting for the end-to-end phases, such as"
+                        " flush_rows=100000 (repeatable; docs/configuration.md)")
     p.add_argument("--baseline-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.events is None:
@@ -971,6 +982,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.half_load_seconds = 3.0 if args.quick else 10.0
     if args.events < 1 or args.batch < 1 or args.concurrency < 1:
         p.error("--events, --batch and --concurrency must be positive")
+    for item in args.set:
+        name, eq, _ = item.partition("=")
+        if not eq or not name.isidentifier():
+            p.error(f"--set {item!r}: expected NAME=VALUE, such as flush_rows=100000")
     return args
 
 
@@ -1068,6 +1083,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "half_load_rate": args.half_load_rate,
             "quick": args.quick,
             "baseline_chunk_rows": BASELINE_CHUNK,
+            "collector_settings": dict(_COLLECTOR_SETTINGS),
         },
         "baseline": baseline,
         "e2e": e2e,
@@ -1086,6 +1102,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(params["out"]).write_text(json.dumps(out))
         return 0
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _COLLECTOR_SETTINGS.update(item.split("=", 1) for item in args.set)
     try:
         result = run(args)
     except BenchError as exc:

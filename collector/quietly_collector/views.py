@@ -153,6 +153,7 @@ async def get_stats(request: web.Request) -> web.Response:
             "storage_ok": c.storage_ok,
             "last_storage_error": w.stats.last_error if w else "",
             "inserted_rows": w.stats.inserted_rows if w else 0,
+            "inserts": w.stats.inserted_batches if w else 0,
         }
     )
 
