@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.conftest import Running, make_settings, start, stop
-from tests.helpers import body, event, headers, now
+from tests.helpers import ADMIN_TOKEN, body, event, headers, now
 
 
 async def _wait(predicate: object, timeout: float = 10.0) -> None:
@@ -157,5 +157,45 @@ async def test_a_lone_event_is_stored_at_once_and_a_stream_waits_for_the_flush_i
         await asyncio.sleep(0.4)
         assert second["event_id"] not in stored()  # the next insert waits its turn
         await _wait(lambda: second["event_id"] in stored(), timeout=3.0)
+    finally:
+        await stop(running)
+
+
+async def test_a_burst_that_stops_is_stored_before_the_interval_and_a_trickle_waits(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    # A burst's end (at least flush_rows/10 waiting, no new batch for flush_idle_ms) goes
+    # in a quarter of the interval after the previous insert, not a whole interval; a
+    # few events still wait out the interval, so a trickle adds no inserts.
+    running = await start(make_settings(tmp_path, chdb_path, flush_interval_ms=4_000,
+                                        flush_rows=100, flush_idle_ms=50))
+    try:
+        loop = asyncio.get_running_loop()
+
+        def stored() -> set[str]:
+            return {str(r[0]) for r in running.rows("SELECT event_id FROM events")}
+
+        first = event()
+        assert (await running.post("/v1/batch", body([first]), headers()))[0] == 200
+        await _wait(lambda: first["event_id"] in stored(), timeout=2.0)  # the first, at once
+        burst = [event() for _ in range(20)]
+        sent = loop.time()
+        assert (await running.post("/v1/batch", body(burst), headers()))[0] == 200
+        await _wait(lambda: {e["event_id"] for e in burst} <= stored(), timeout=6.0)
+        assert loop.time() - sent < 2.8  # about 1 s, where the interval alone gives 4 s
+
+        few = [event() for _ in range(3)]
+        sent = loop.time()
+        assert (await running.post("/v1/batch", body(few), headers()))[0] == 200
+        await asyncio.sleep(1.8)
+        assert not {e["event_id"] for e in few} & stored()  # under flush_rows/10: waits
+        await _wait(lambda: {e["event_id"] for e in few} <= stored(), timeout=6.0)
+        assert loop.time() - sent > 2.0
+        writer = running.collector.writer
+        assert writer is not None
+        await _wait(lambda: writer.stats.inserted_batches >= 3)  # counted after the insert
+        async with running.session.get(running.url + "/v1/stats",
+                                       headers=headers(ADMIN_TOKEN)) as resp:
+            assert (await resp.json())["inserts"] == 3  # first, burst, the few
     finally:
         await stop(running)

@@ -113,6 +113,7 @@ class Collector:
             recovery_end=self.spool.write_pos,
             deleted=self.deleted,
             hooks=self.hooks,
+            flush_idle=self.settings.flush_idle_ms / 1000,
         )
         self.counters["spool_damaged_records"] += recovery.damaged
         self.counters["spool_torn_bytes"] += recovery.truncated_bytes

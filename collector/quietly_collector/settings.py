@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # ClickHouse's guidance: about one insert per second per table. Each insert into
     # events also writes a part into every aggregate table its views feed.
     flush_interval_ms: int = 1000
+    # A burst's end (no new batch this long, and at least flush_rows/10 waiting) is
+    # inserted without waiting out flush_interval_ms; 0 turns it off.
+    flush_idle_ms: int = 50
     dedup_memory_ids: int = 250_000
     dedup_filter_mb: int = 32
     future_tolerance_s: int = 60
@@ -304,7 +307,8 @@ def _check(s: Settings) -> None:
     if s.otlp_endpoint and not s.otlp_endpoint.startswith(("http://", "https://")):
         raise SettingsError("otlp_endpoint: expected an http(s) URL such as http://host:4318")
     for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
-                 "rejected_retention_days", "aggregate_retention_days", "dedup_filter_mb"):
+                 "rejected_retention_days", "aggregate_retention_days", "dedup_filter_mb",
+                 "flush_idle_ms"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")
     if s.rate_limit_burst <= 0:

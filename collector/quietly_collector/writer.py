@@ -2,7 +2,9 @@
 
 Batches close on size (``flush_rows``), or when ``flush_interval_ms`` has passed since
 the previous insert began (so a lone event after a quiet spell, or the first since
-start, goes in at once). A batch's insert deduplication token is its spool's identity
+start, goes in at once), or at a burst's end: a span of at least a tenth of
+``flush_rows`` that stopped growing for ``flush_idle_ms``, once a quarter of the
+interval has passed. A batch's insert deduplication token is its spool's identity
 and position, and a failed batch is retried with exactly the same records until it
 succeeds, so a retry is dropped by ClickHouse (table and aggregates) if the first
 attempt landed. The span being stored is noted in the spool first, so after a crash
@@ -91,11 +93,18 @@ class Writer:
         recovery_end: Pos,
         deleted: DeletedInstalls | None = None,
         hooks: Hooks | None = None,
+        flush_idle: float = 0.0,
     ) -> None:
         self.spool = spool
         self.store = store
         self.flush_rows = flush_rows
         self.flush_interval = flush_interval
+        # A burst's end: a span big enough to be worth a part of its own, whose stream
+        # paused, goes without waiting out the interval; never more than four inserts a
+        # second for it, and a steady stream never pauses that long (0: off).
+        self.flush_idle = flush_idle
+        self._idle_min_rows = max(1, flush_rows // 10)
+        self._idle_min_gap = flush_interval / 4
         self.counters = counters
         self.stats = WriterStats()
         self.hooks = hooks or Hooks()
@@ -138,13 +147,18 @@ class Writer:
             self._idle.clear()
             # Let a batch fill up unless it is already big enough (or we are draining).
             deadline = self._last_flush + self.flush_interval
+            early = self._last_flush + self._idle_min_gap
             while not self._stopping and self.spool.pending_rows < self.flush_rows:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     break
+                wait = left
+                if self.flush_idle > 0 and self.spool.pending_rows >= self._idle_min_rows:
+                    wait = min(left, max(self.flush_idle, early - now))
                 appended.clear()
                 try:
-                    await asyncio.wait_for(appended.wait(), left)
+                    await asyncio.wait_for(appended.wait(), wait)
                 except TimeoutError:
                     break
             self._last_flush = time.monotonic()
