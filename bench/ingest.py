@@ -406,6 +406,37 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_ticks(pid: int) -> dict[int, tuple[str, int, int]]:
+    """Each thread of a process: (name, nice, CPU ticks so far)."""
+    out: dict[int, tuple[str, int, int]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(task.name)] = (name, int(fields[16]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def _thread_cores(before: dict[int, tuple[str, int, int]],
+                  after: dict[int, tuple[str, int, int]], seconds: float) -> list[list[Any]]:
+    """Cores used between two snapshots by thread name and nice value, busiest first
+    (threads started and ended in between are not seen)."""
+    used: dict[tuple[str, int], int] = {}
+    for tid, (name, nice, ticks) in after.items():
+        key = (name, nice)
+        used[key] = used.get(key, 0) + ticks - before.get(tid, (name, nice, 0))[2]
+    tck = os.sysconf("SC_CLK_TCK")
+    return [[name, nice, round(t / tck / seconds, 3)]
+            for (name, nice), t in sorted(used.items(), key=lambda kv: -kv[1]) if t > 0]
+
+
 def _machine_busy_seconds() -> float:
     """CPU time used by the whole machine (all CPUs, all processes) since boot."""
     try:
@@ -704,9 +735,11 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
         profiler = _start_py_spy(collector.pid, cfg.py_spy, cfg.py_spy_gil) if cfg.py_spy else None
         cpu0, bench_cpu0 = collector.cpu_seconds(), time.process_time()
         machine0 = _machine_busy_seconds()
+        threads0 = _thread_ticks(collector.pid)
         t0 = time.perf_counter()
         sent = await closed_loop(client, bodies, counts, cfg.concurrency)
         t_ack = time.perf_counter()
+        threads_ack = _thread_ticks(collector.pid)
         cpu_ack, bench_cpu_ack = collector.cpu_seconds(), time.process_time()
         stop.set()
         await sampler
@@ -736,6 +769,7 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
             "collector_cpu_seconds": cpu1 - cpu0,
             "collector_cpu_seconds_until_acked": cpu_ack - cpu0,
             "collector_cpu_us_per_event": (cpu1 - cpu0) / cfg.events * 1e6,
+            "collector_threads": _thread_cores(threads0, threads_ack, t_ack - t0),
             "bench_cpu_seconds": bench_cpu1 - bench_cpu0,
             "bench_cpu_seconds_until_acked": bench_cpu_ack - bench_cpu0,
             # CPU used by everything else on the machine meanwhile (noise; 2 cores shared).
@@ -756,7 +790,9 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
         counts = _body_events(bodies, n_half, cfg.batch)
         cpu0, bench_cpu0 = collector.cpu_seconds(), time.process_time()
         machine0 = _machine_busy_seconds()
+        threads0 = _thread_ticks(collector.pid)
         sent, start, t_end = await open_loop(client, bodies, counts, interval)
+        threads1 = _thread_ticks(collector.pid)
         cpu1, bench_cpu1 = collector.cpu_seconds(), time.process_time()
         machine1 = _machine_busy_seconds()
         if sent.errors:
@@ -772,6 +808,8 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
             "ack_latency_ms": _latency_ms(sent.latencies),
             "send_lag_ms": _latency_ms(sent.lags),
             "collector_cpu_utilisation": (cpu1 - cpu0) / (t_end - start),
+            # [thread name, nice, cores]: who used the collector's CPU (priority.py).
+            "collector_threads": _thread_cores(threads0, threads1, t_end - start),
             "other_cpu_seconds": _others(machine1 - machine0, cpu1 - cpu0,
                                          bench_cpu1 - bench_cpu0),
         }
@@ -780,6 +818,10 @@ async def run_e2e(cfg: E2EConfig, collector: CollectorProcess) -> dict[str, Any]
 
 
 # -- report ---------------------------------------------------------------------------
+
+
+def _threads_line(threads: list[list[Any]]) -> str:
+    return ", ".join(f"{name} {cores:.2f} ({nice})" for name, nice, cores in threads[:5])
 
 
 def _versions() -> dict[str, str]:
@@ -907,6 +949,8 @@ def print_report(result: dict[str, Any]) -> None:
         f" {full['max_spool_backlog_rows']:,} rows; {full.get('inserts', 0)} inserts",
         f"  other processes' CPU meanwhile       {full['other_cpu_seconds']:.1f} s"
         " (noise: should be near 0)",
+        "  collector threads, cores (nice)      "
+        + _threads_line(full.get("collector_threads", [])),
         "",
         f"Half load ({half['target_events_per_s']:,.0f} events/s for {half['seconds']:.1f} s,"
         f" achieved {half['achieved_events_per_s']:,.0f})",
@@ -915,6 +959,8 @@ def print_report(result: dict[str, Any]) -> None:
         f" collector CPU {half['collector_cpu_utilisation'] * 100:.0f}% of a core;"
         f" stored {half['stored_lag_after_last_ack_ms']:.0f} ms after the last ack;"
         f" other processes' CPU {half['other_cpu_seconds']:.1f} s",
+        "  collector threads, cores (nice)      "
+        + _threads_line(half.get("collector_threads", [])),
         "",
         "Targets",
     ]
