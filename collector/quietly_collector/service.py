@@ -25,6 +25,7 @@ from quietly_collector.ingest import (
     rejected_lines,
 )
 from quietly_collector.maintenance import MaintenanceState
+from quietly_collector.priority import EngineThreads
 from quietly_collector.ratelimit import RateLimiter
 from quietly_collector.settings import Settings
 from quietly_collector.spool import (
@@ -114,6 +115,9 @@ class Collector:
             deleted=self.deleted,
             hooks=self.hooks,
             flush_idle=self.settings.flush_idle_ms / 1000,
+            nice=self.settings.storage_nice,
+            engine_threads=(EngineThreads(self.settings.storage_nice)
+                            if self.settings.embedded else None),
         )
         self.counters["spool_damaged_records"] += recovery.damaged
         self.counters["spool_torn_bytes"] += recovery.truncated_bytes
@@ -166,6 +170,8 @@ class Collector:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.writer is not None:
+            self.writer.close()
         self.spool.close()
         await asyncio.to_thread(self.store.close)
 

@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A burst's end (no new batch this long, and at least flush_rows/10 waiting) is
     # inserted without waiting out flush_interval_ms; 0 turns it off.
     flush_idle_ms: int = 50
+    # Nice value of the writer's thread and, embedded, of the engine's threads: storing
+    # yields the cores to the loop that acknowledges (priority.py); 0 turns it off.
+    storage_nice: int = 10
     dedup_memory_ids: int = 250_000
     dedup_filter_mb: int = 32
     future_tolerance_s: int = 60
@@ -311,6 +314,8 @@ def _check(s: Settings) -> None:
                  "flush_idle_ms"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")
+    if not 0 <= s.storage_nice <= 19:
+        raise SettingsError("storage_nice: must be 0-19 (0 turns it off)")
     if s.rate_limit_burst <= 0:
         raise SettingsError("rate_limit_burst: must be positive")
     for table, days in s.table_retention_days.items():

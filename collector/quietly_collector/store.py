@@ -30,15 +30,6 @@ INSERT_SETTINGS: dict[str, Any] = {
     "input_format_json_read_objects_as_strings": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
 }
-# Embedded only: the engine shares the collector's cores, so its insert and view threads
-# run at a lower CPU priority than the event loop that acknowledges requests (half-load
-# ack p95 about 36 -> 26 ms, docs/performance.md). Rows still arrive: the spool absorbs
-# the delay. Needs CAP_SYS_NICE, else the engine ignores it; never sent to a server,
-# whose version or settings profile may reject these names.
-EMBEDDED_INSERT_SETTINGS: dict[str, Any] = {
-    "os_threads_nice_value_query": 10,
-    "os_threads_nice_value_materialized_view": 10,
-}
 # Error codes meaning the data itself cannot be stored (retrying cannot help).
 DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321, 691})
 _CODE = re.compile(r"Code: (\d+)")
@@ -130,9 +121,9 @@ class Store:
         self._reader_lock = threading.Lock()
         self._appender: Any = None
         self._appender_lock = threading.Lock()
+        # No os_threads_nice_value_* here: with CAP_SYS_NICE the engine sets a query
+        # thread's priority and resets it to 0 afterwards, undoing priority.py's.
         self._insert_settings = dict(INSERT_SETTINGS)
-        if settings.embedded:
-            self._insert_settings.update(EMBEDDED_INSERT_SETTINGS)
 
     @property
     def connected(self) -> bool:

@@ -16,13 +16,17 @@ its rows are inserted (deletion.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from quietly_collector.deletion import (
     DeletedInstalls,
@@ -32,6 +36,7 @@ from quietly_collector.deletion import (
     line_install_hash,
 )
 from quietly_collector.ingest import EVENT_COLUMNS, REJECTED_COLUMNS
+from quietly_collector.priority import EngineThreads, lower_this_thread
 from quietly_collector.spool import (
     KIND_DELETIONS,
     KIND_EVENTS,
@@ -45,6 +50,7 @@ from quietly_collector.store import StorageError, Store
 from quietly_collector.telemetry.hooks import Hooks
 
 log = logging.getLogger("quietly.writer")
+_T = TypeVar("_T")
 # Retries never stop; the cap bounds how late a recovered ClickHouse is noticed.
 MAX_BACKOFF_SECONDS = 2.0
 
@@ -94,6 +100,8 @@ class Writer:
         deleted: DeletedInstalls | None = None,
         hooks: Hooks | None = None,
         flush_idle: float = 0.0,
+        nice: int = 0,
+        engine_threads: EngineThreads | None = None,
     ) -> None:
         self.spool = spool
         self.store = store
@@ -128,6 +136,19 @@ class Writer:
         self._last_flush = time.monotonic() - flush_interval
         # Held while storing; maintenance takes it so no insert interleaves (maintenance.py).
         self.lock = asyncio.Lock()
+        # Reading the spool and inserting run on a thread of their own at a lower CPU
+        # priority (priority.py); the spool's fsyncs stay on the default executor.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="quietly-writer",
+                                            initializer=lower_this_thread, initargs=(nice,))
+        self.engine_threads = engine_threads
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def close(self) -> None:
+        """Stop the writer's thread once its current call returns (never waits for it)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def backlog_rows(self) -> int:
@@ -183,15 +204,15 @@ class Writer:
     async def _flush_once(self) -> None:
         retry = self._retry
         if retry is not None:
-            records = await asyncio.to_thread(self.spool.read, retry[0], retry[1], 1 << 62)
+            records = await self._in_thread(self.spool.read, retry[0], retry[1], 1 << 62)
         else:
             end = self.spool.write_pos
-            records = await asyncio.to_thread(self.spool.read, self._cursor, end, self.flush_rows)
+            records = await self._in_thread(self.spool.read, self._cursor, end, self.flush_rows)
         if not records:
             return
         span = (records[0].start, records[-1].end)
         if not self.deleted.loaded:
-            found = await asyncio.to_thread(self._deleted_installs)
+            found = await self._in_thread(self._deleted_installs)
             # On the loop, between two batches: later ones are checked against these.
             self.deleted.hashes |= found
             self.deleted.loaded = True
@@ -199,7 +220,7 @@ class Writer:
         # Until it is stored, this span is what is retried (also by a next process).
         self._retry = span
         await asyncio.to_thread(self.spool.begin, *span)
-        await asyncio.to_thread(self._store_records, records, span == self._resumed)
+        await self._in_thread(self._store_records, records, span == self._resumed)
         self.stats.storage_ok = True
         rows = sum(r.rows for r in records)
         self.spool.commit(span[1], rows)
@@ -210,6 +231,8 @@ class Writer:
         """Store one span; ``exact``: the span a crashed process was storing, retried as it
         was: the token deduplicates what landed, and completes a partial landing (also in
         the aggregates), where a lookup in ``events`` would skip it."""
+        if self.engine_threads is not None:
+            self.engine_threads.lower_new()  # threads the engine started since the last span
         first, last = records[0].start, records[-1].end
         token = f"{self.spool.identity}:{first.seg}:{first.off}-{last.seg}:{last.off}"
         events: bytes | bytearray = _take_payloads(records, KIND_EVENTS)
