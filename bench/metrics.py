@@ -779,7 +779,9 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                     rt.append(wall)
                     rc.append(cpu)
                 check = compare(metric, vres, rres)
-                if dres != vres:
+                # The two forms of one query: t-digest states merged in another order
+                # (threads) may differ within the same tolerance as view and raw.
+                if compare(metric, dres, vres)["status"] == "MISMATCH":
                     check = {"status": "MISMATCH",
                              "detail": "SELECT * FROM the view differs from its stored SELECT"}
                 entry: dict[str, Any] = {
