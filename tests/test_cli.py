@@ -90,6 +90,13 @@ def test_serve_with_no_keys_prints_a_dev_key_that_works(
     assert json.loads(dau.stdout) == [{"day": today, "app": "my-ide", "users": 1}]
     csv_out = run("query", "crash_rate", "--url", url, "--format", "csv", cwd=tmp_path)
     assert csv_out.stdout.splitlines()[0].startswith("day,app,sessions,crashed_sessions")
+    # No data in the window: the header alone, so a script reading the CSV still works.
+    none = run("query", "dau", "--since", "2001-01-01", "--until", "2001-01-02", "--url", url,
+               "--format", "csv", cwd=tmp_path)
+    assert none.returncode == 0 and none.stdout.splitlines() == ["day,app,users"]
+    none = run("query", "dau", "--since", "2001-01-01", "--until", "2001-01-02", "--url", url,
+               cwd=tmp_path)
+    assert none.stdout.split() == ["day", "app", "users", "---", "---", "-----", "(0", "rows)"]
     listed = run("query", "--list", cwd=tmp_path)
     assert listed.returncode == 0 and "retention" in listed.stdout
     bad = run("query", "daily", "--url", url, cwd=tmp_path)

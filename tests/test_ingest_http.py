@@ -130,6 +130,10 @@ async def test_write_keys_only_write_and_admin_tokens_only_read(server: Running)
     assert status == 403 and "write keys" in result["error"]
     status, result = await server.post("/v1/sql", sql, headers(ADMIN_TOKEN))
     assert status == 200 and result["rows"] == [[0]]
+    # An empty answer still names its columns (chdb alone gives none).
+    empty = json.dumps({"sql": "SELECT event, ts AS at FROM events -- none yet"}).encode()
+    status, result = await server.post("/v1/sql", empty, headers(ADMIN_TOKEN))
+    assert status == 200 and result == {"columns": ["event", "at"], "rows": []}
     # Read-only: the SQL endpoint cannot change data.
     drop = json.dumps({"sql": "DROP TABLE events"}).encode()
     status, result = await server.post("/v1/sql", drop, headers(ADMIN_TOKEN))

@@ -212,6 +212,14 @@ async def test_metrics_over_http_need_the_admin_token(loaded: tuple[Running, lis
     assert {(r["day"], r["app"]): r["users"] for r in rows} == truth.dau(evs)
     async with server.session.get(url + "&format=csv", headers=admin) as resp:
         assert (await resp.text()).splitlines()[0] == "day,app,users"
+    # A window without data: no rows, and the CSV still has its header.
+    empty = f"{server.url}/v1/metrics/crash_rate?since=2001-01-01&until=2001-01-31"
+    async with server.session.get(empty, headers=admin) as resp:
+        assert await resp.json() == []
+    async with server.session.get(empty + "&format=csv", headers=admin) as resp:
+        assert (await resp.text()).splitlines() == [
+            "day,app,sessions,crashed_sessions,crashes,crashes_per_1000_sessions,"
+            "crash_free_sessions_rate,crash_free_users_rate,errors_per_session"]
     async with server.session.get(f"{server.url}/v1/metrics/nope", headers=admin) as resp:
         assert resp.status == 404
         assert "known:" in (await resp.json())["error"]

@@ -38,13 +38,22 @@ def request_json(url: str, path: str, token: str, *, data: bytes | None = None,
                  method: str | None = None, timeout: float = 120.0,
                  content_type: str | None = None) -> Any:
     """The decoded JSON answer of ``url + path``; AdminCallError on any failure."""
+    return json.loads(request_bytes(url, path, token, data=data, method=method,
+                                    timeout=timeout, content_type=content_type))
+
+
+def request_bytes(url: str, path: str, token: str, *, data: bytes | None = None,
+                  method: str | None = None, timeout: float = 120.0,
+                  content_type: str | None = None) -> bytes:
+    """The body of the answer of ``url + path``; AdminCallError on any failure."""
     headers = {"Authorization": f"Bearer {token}"}
     if content_type:
         headers["Content-Type"] = content_type
     req = urllib.request.Request(url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
+            body: bytes = resp.read()
+            return body
     except urllib.error.HTTPError as exc:
         try:
             reason = json.loads(exc.read()).get("error", exc.reason)
@@ -58,9 +67,11 @@ def request_json(url: str, path: str, token: str, *, data: bytes | None = None,
         ) from None
 
 
-def call(args: argparse.Namespace, settings: Settings, path: str, **kwargs: Any) -> Any:
-    """``request_json`` for a CLI command: prints the reason and returns an exit
-    status (2 without an admin token, 1 on failure) instead of raising."""
+def call(args: argparse.Namespace, settings: Settings, path: str, *, raw: bool = False,
+         **kwargs: Any) -> Any:
+    """``request_json`` (``request_bytes`` if ``raw``) for a CLI command: prints the
+    reason and returns an exit status (2 without an admin token, 1 on failure) instead
+    of raising."""
     from quietly_collector.credentials import read_admin_token
 
     token = read_admin_token(settings)
@@ -68,7 +79,8 @@ def call(args: argparse.Namespace, settings: Settings, path: str, **kwargs: Any)
         print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
         return 2
     try:
-        return request_json(collector_url(args), path, token, **kwargs)
+        fetch = request_bytes if raw else request_json
+        return fetch(collector_url(args), path, token, **kwargs)
     except AdminCallError as exc:
         print(f"quietly: {exc}", file=sys.stderr)
         return 1

@@ -249,7 +249,7 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
         store = Store(settings)
         try:
             store.connect()
-            columns, rows = store.query(args.query, readonly=True)
+            columns, rows = store.query_named(args.query, readonly=True)
         except Exception as exc:
             return _fatal(exc, settings)
         finally:

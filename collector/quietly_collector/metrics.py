@@ -142,13 +142,13 @@ def _view(
             params,
         )
     try:
-        return store.query(sql, params)
+        return store.query_named(sql, params)
     except StorageError:
         # A SELECT read before a migration may name tables it dropped: read it again.
         fresh = view_select(store, name, refresh=True)
         if fresh is None or fresh == sql:
             raise
-        return store.query(fresh, params)
+        return store.query_named(fresh, params)
 
 
 def view_select(store: Store, name: str, refresh: bool = False) -> str | None:

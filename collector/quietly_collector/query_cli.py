@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import urllib.error
@@ -69,15 +70,16 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
         got = _over_http(args, settings, q.since.isoformat(), q.until.isoformat())
         if isinstance(got, int):
             return got
-        objects = got
-        columns = list(objects[0]) if objects else []
+        columns, objects = got
     _print(objects, columns, args.format)
     return 0
 
 
 def _over_http(
     args: argparse.Namespace, settings: Settings, since: str, until: str
-) -> list[dict[str, Any]] | int:
+) -> tuple[list[str], list[dict[str, Any]]] | int:
+    """Columns and row objects from the running collector. Tables and CSV are read as
+    its CSV, whose header names the columns even when no row matched."""
     from quietly_collector import admin_client
 
     params: list[tuple[str, str]] = [("since", since), ("until", until)]
@@ -86,10 +88,20 @@ def _over_http(
     if args.window:
         params.append(("window", args.window))
     params += [("step", s) for s in args.steps]
-    got: list[dict[str, Any]] | int = admin_client.call(
-        args, settings,
-        f"/v1/metrics/{urllib.parse.quote(args.metric)}?{urllib.parse.urlencode(params)}")
-    return got
+    if args.format != "json":
+        params.append(("format", "csv"))
+    path = f"/v1/metrics/{urllib.parse.quote(args.metric)}?{urllib.parse.urlencode(params)}"
+    if args.format == "json":
+        objects: list[dict[str, Any]] | int = admin_client.call(args, settings, path)
+        if isinstance(objects, int):
+            return objects
+        return (list(objects[0]) if objects else []), objects
+    body: bytes | int = admin_client.call(args, settings, path, raw=True)
+    if isinstance(body, int):
+        return body
+    table = list(csv.reader(io.StringIO(body.decode())))
+    columns = table[0] if table else []
+    return columns, [dict(zip(columns, r, strict=True)) for r in table[1:]]
 
 
 def _print(objects: list[dict[str, Any]], columns: list[str], fmt: str) -> None:

@@ -204,6 +204,23 @@ class Store:
             raise StorageError(str(exc)) from exc
         return list(result.column_names), list(result.result_rows)
 
+    def query_named(
+        self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
+    ) -> tuple[list[str], list[Sequence[Any]]]:
+        """``query``, with the column names even of an empty answer: chdb returns none
+        then, and a CSV without its header breaks the scripts that read it. They come
+        from ``DESCRIBE`` of the same SELECT (empty if it cannot be described, e.g.
+        ``SHOW TABLES``). Not for hot paths: an empty answer costs a second query."""
+        columns, rows = self.query(sql, parameters, readonly)
+        if columns or rows:
+            return columns, rows
+        try:
+            # The newline ends a trailing "-- comment" before the closing parenthesis.
+            _, described = self.query(f"DESCRIBE TABLE ({sql}\n)", parameters, readonly)
+        except StorageError:
+            return columns, rows
+        return [str(r[0]) for r in described], rows
+
     def command(self, sql: str) -> Any:
         if self._reader is None:
             raise StorageError("ClickHouse is not reachable yet")

@@ -109,7 +109,7 @@ async def post_sql(request: web.Request) -> web.Response:
     store = request.app[COLLECTOR].store
     error = ""
     try:
-        columns, rows = await asyncio.to_thread(store.query, query, None, True)
+        columns, rows = await asyncio.to_thread(store.query_named, query, None, True)
     except StorageError as exc:
         columns, rows, error = [], [], str(exc)
     detail: dict[str, Any] = {"sql": audit.clean(query)}
