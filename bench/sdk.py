@@ -37,7 +37,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.ingest import WRITE_KEY, CollectorProcess  # noqa: E402
+from bench.ingest_collector import CollectorProcess  # noqa: E402
+from bench.ingest_common import WRITE_KEY  # noqa: E402
 
 PROPS = {"feature": "debugging", "duration_ms": 1234, "success": True}
 
