@@ -27,14 +27,17 @@ from tests.conftest import make_settings
 from tests.helpers import ADMIN_TOKEN, WRITE_KEY
 from tests.sdk.conftest import ThreadedCollector
 
-# Bounded so the file runs in well under a minute; derandomized so CI is repeatable.
-# QUIETLY_FUZZ_EXAMPLES=500 digs deeper by hand.
-EXAMPLES = int(os.environ.get("QUIETLY_FUZZ_EXAMPLES", "30"))
+READ_KEY = "fuzz-read-key-0123456789"
+
+# Bounded so the file runs in about two minutes of CPU; derandomized so CI is
+# repeatable. QUIETLY_FUZZ_EXAMPLES=500 digs deeper by hand.
+EXAMPLES = int(os.environ.get("QUIETLY_FUZZ_EXAMPLES", "80"))
 
 CONFIG: dict[str, Any] = {
     "generation": {"max-examples": EXAMPLES},
     "auth": {"openapi": {
         "writeKey": {"bearer": WRITE_KEY}, "adminToken": {"bearer": ADMIN_TOKEN},
+        "readKey": {"bearer": READ_KEY},
         "segmentWriteKey": {"username": WRITE_KEY, "password": ""},
     }},
     # Valid by the description yet refused with a 400, rightly: rules JSON Schema cannot
@@ -61,7 +64,11 @@ CONFIG: dict[str, Any] = {
 def fuzzed(
     tmp_path_factory: pytest.TempPathFactory, chdb_path: Path
 ) -> Iterator[ThreadedCollector]:
-    c = ThreadedCollector(make_settings(tmp_path_factory.mktemp("fuzz"), chdb_path))
+    # No throttle: the fuzzer sends wrong credentials on purpose, thousands of times, and
+    # must keep reaching the handlers (tests/test_security.py tests the throttle).
+    c = ThreadedCollector(make_settings(tmp_path_factory.mktemp("fuzz"), chdb_path,
+                                        auth_failures_per_minute=0,
+                                        read_keys={"proj": READ_KEY}))
     c.start()
     try:
         yield c

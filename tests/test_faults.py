@@ -20,7 +20,6 @@ from unittest import mock
 
 import pytest
 
-from quietly_collector import intake
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
 from tests.test_spool_recovery import stats
@@ -187,8 +186,8 @@ async def test_two_spools_on_one_clickhouse_do_not_drop_each_others_batches(
 async def test_past_the_batches_in_flight_bound_requests_get_503_before_being_read(
     tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(intake, "MAX_BATCHES_IN_FLIGHT", 3)
-    settings = make_settings(tmp_path, chdb_path)
+    settings = make_settings(tmp_path, chdb_path, max_batches_in_flight=3,
+                             max_batches_in_flight_per_project=3)
     server = await start(settings)
     real_fsync = os.fsync
     spool_dir = str(settings.spool_path.resolve())

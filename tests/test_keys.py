@@ -109,7 +109,7 @@ def test_sighup_reloads_the_keys_file(tmp_path: Path) -> None:
         assert (actor, outcome) == ("system", "ok")
         assert json.loads(detail) == {"source": "sighup", "projects": 1, "added": [],
                                       "removed": [], "changed": ["ide"],
-                                      "admin_token_changed": False}
+                                      "admin_token_changed": False, "read_keys_changed": False}
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from quietly_collector.auth import Level, access
 from quietly_collector.main import init_app, start_server
 from quietly_collector.settings import load_settings
 from quietly_collector.telemetry.logs import (
@@ -45,6 +46,7 @@ def captured() -> Iterator[io.StringIO]:
         root.setLevel(level)
 
 
+@access(Level.PUBLIC)
 async def _boom(request: web.Request) -> web.Response:
     # A thread started by the handler logs with the request's id too (to_thread copies it).
     await asyncio.to_thread(log.warning, "working in a thread")

@@ -226,8 +226,13 @@ async def test_content_type_and_auth_problems_are_reasons_too(server: Running) -
 
 async def test_the_sql_endpoint_refuses_malformed_bodies_with_a_reason(server: Running) -> None:
     admin = headers(ADMIN_TOKEN)
+    # Past the interpreter's recursion limit, within sql_max_query_bytes.
+    deep = _nested(5_000)
     for data in (b"", b"null", b'{"sql": 1}', b'{"sql": "SELECT \xff"}',
-                 b'{"x": ' + _nested(DEEP) + b', "sql": "SELECT 1"}', b'{"sql": NaN}'):
+                 b'{"x": ' + deep + b', "sql": "SELECT 1"}', b'{"sql": NaN}'):
         status, result = await server.post("/v1/sql", data, admin)
         assert status == 400, (data[:40], result)
         assert result["error"].startswith('expected {"sql": "SELECT ..."}'), result
+    status, result = await server.post(
+        "/v1/sql", b'{"x": ' + _nested(DEEP) + b', "sql": "SELECT 1"}', admin)
+    assert status == 413 and "65536-byte limit" in result["error"]

@@ -22,7 +22,7 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 from segment.analytics.version import VERSION
 
-from quietly_collector.intake import INSTALL_NS
+from quietly_collector.intake import ForeignIds
 from tests.conftest import make_settings
 from tests.helpers import WRITE_KEY, now, rfc3339
 from tests.sdk.conftest import ThreadedCollector
@@ -99,9 +99,12 @@ def test_track_calls_from_the_real_client_are_stored_like_native_events(
     assert json.loads(crash[9])["message"] == "cannot open /home/[user]/notes.txt for [email]"
     assert json.loads(screen[9]) == {"screen": "settings"}
     assert collector.running is not None
-    pseudo = collector.running.collector.ctx.pseudonymize
-    assert feature[10] == screen[10] == pseudo(uuid.uuid5(INSTALL_NS, "device-1").int)
-    assert crash[10] == pseudo(uuid.uuid5(INSTALL_NS, "user-9").int)
+    c = collector.running.collector
+    pseudo = c.ctx.pseudonymize
+    # Segment's ids become installs keyed with the secret and the sending project.
+    ids = ForeignIds(c.credentials.pseudonym_secret, "proj")
+    assert feature[10] == screen[10] == pseudo(uuid.UUID(ids.install("device-1")).int)
+    assert crash[10] == pseudo(uuid.UUID(ids.install("user-9")).int)
     rejected = collector.rows("SELECT batch_index, event, reason FROM rejected_events")
     assert len(rejected) == 1 and rejected[0][:2] == (1, "feature_used")
     assert "props.duration_ms" in rejected[0][2]

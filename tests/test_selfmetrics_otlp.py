@@ -114,8 +114,8 @@ async def test_metrics_and_traces_reach_an_otlp_receiver(tmp_path: Path, chdb_pa
 async def test_no_tracing_without_an_endpoint(tmp_path: Path, chdb_path: Path) -> None:
     running = await start(make_settings(tmp_path, chdb_path))
     try:
-        # Only the errors middleware, and the writer's span hook is the no-op one.
-        assert len(running.app.middlewares) == 1
+        # Only the errors and auth middlewares, and the writer's span hook is the no-op.
+        assert [m.__name__ for m in running.app.middlewares] == ["errors", "gate"]
         assert running.collector.hooks.span.__name__ == "_no_span"
     finally:
         await stop(running)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from quietly_collector.auth import Level, access
 from quietly_collector.keys import COLLECTOR, REQUEST_ID
 from quietly_collector.maintenance import maintain
 from quietly_collector.middlewares import error_body
 from quietly_collector.store import StorageError
-from quietly_collector.views import require_admin
 
 
+@access(Level.ADMIN)
 async def post_gc(request: web.Request) -> web.Response:
     """Run one maintenance cycle now (what ``quietly gc`` asks a running collector)."""
-    denied = require_admin(request)
-    if denied is not None:
-        return denied
     try:
         report = await maintain(request.app[COLLECTOR], "admin", request[REQUEST_ID])
     except StorageError as exc:

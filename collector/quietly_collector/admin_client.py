@@ -29,6 +29,19 @@ class AdminCallError(Exception):
         self.status = status
 
 
+def add_read_key(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--read-key", help="a project's read key instead of the admin token: that"
+                   " project's rows only (or QUIETLY_READ_KEY)")
+
+
+def token_of(args: argparse.Namespace, settings: Settings) -> str | None:
+    """What the CLI presents: a read key when given, else the admin token."""
+    from quietly_collector.credentials import read_admin_token
+
+    read_key: str | None = getattr(args, "read_key", None) or os.environ.get("QUIETLY_READ_KEY")
+    return read_key or read_admin_token(settings)
+
+
 def collector_url(args: argparse.Namespace) -> str:
     url: str = getattr(args, "url", None) or os.environ.get("QUIETLY_URL") or DEFAULT_URL
     return url.rstrip("/")
@@ -72,9 +85,7 @@ def call(args: argparse.Namespace, settings: Settings, path: str, *, raw: bool =
     """``request_json`` (``request_bytes`` if ``raw``) for a CLI command: prints the
     reason and returns an exit status (2 without an admin token, 1 on failure) instead
     of raising."""
-    from quietly_collector.credentials import read_admin_token
-
-    token = read_admin_token(settings)
+    token = token_of(args, settings)
     if not token:
         print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token", file=sys.stderr)
         return 2

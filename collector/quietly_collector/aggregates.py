@@ -33,12 +33,11 @@ DAY_SETS: dict[str, tuple[str, str]] = {
 }
 
 
-def rollup_days(store: Store, install_in_list: str) -> list[date]:
-    """Days of ``agg_performance`` holding rows of these installs (an SQL ``IN`` list of
-    our own integer hashes); call before deleting them."""
+def rollup_days(store: Store, installs: str) -> list[date]:
+    """Days of ``agg_performance`` holding rows of these installs (an SQL condition of
+    our own: deletion.installs_in); call before deleting them."""
     _, rows = store.query(
-        f"SELECT DISTINCT day FROM {ROLLUP_SOURCE} WHERE install_hash IN ({install_in_list})"
-        " ORDER BY day"
+        f"SELECT DISTINCT day FROM {ROLLUP_SOURCE} WHERE {installs} ORDER BY day"
     )
     return [r[0] for r in rows]
 

@@ -244,12 +244,20 @@ def _migrate(settings: Settings) -> int:
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     if args.direct or not settings.embedded:
+        from quietly_collector.sqlsandbox.runner import Refused, SqlError
         from quietly_collector.store import Store
 
         store = Store(settings)
         try:
             store.connect()
-            columns, rows = store.query_named(args.query, readonly=True)
+            # The same sandbox as /v1/sql: one SELECT, limited, read-only.
+            columns, rows = store.sandbox.query(args.query)
+        except Refused as exc:
+            print(f"quietly: refused: {exc}", file=sys.stderr)
+            return 1
+        except SqlError as exc:
+            print(f"quietly: {exc}", file=sys.stderr)
+            return 1
         except Exception as exc:
             return _fatal(exc, settings)
         finally:

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from quietly_collector import aggregates, audit
-from quietly_collector.mutations import Targets
+from quietly_collector.mutations import Targets, quote_str
 from quietly_collector.store import Store
 
 DELETION_EVENT = "deletion_request"
@@ -36,7 +36,8 @@ RECEIPTS_TABLE = "deletion_receipts"
 METHOD = "ALTER TABLE DELETE, mutations_sync=2"
 
 _TABLES_SQL = (
-    "SELECT c.table FROM system.columns AS c"
+    "SELECT c.table, c.table IN (SELECT table FROM system.columns"
+    " WHERE database = currentDatabase() AND name = 'project') FROM system.columns AS c"
     " INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table"
     " WHERE c.database = currentDatabase() AND c.name = 'install_hash' AND c.type = 'UInt64'"
     " AND t.engine LIKE '%MergeTree' AND c.table != {receipts:String}"
@@ -83,9 +84,10 @@ def decode_requests(payload: bytes) -> list[DeletionRow]:
     return [_request_decoder.decode(line) for line in payload.splitlines() if line]
 
 
-def line_install_hash(line: bytes) -> int:
-    """``install_hash`` of a spooled ``events`` row (a JSON array; see ingest.Row)."""
-    return int(_list_decoder.decode(line)[4])
+def line_install(line: bytes) -> tuple[str, int]:
+    """(project, install_hash) of a spooled ``events`` row (a JSON array; see ingest.Row)."""
+    row = _list_decoder.decode(line)
+    return str(row[1]), int(row[4])
 
 
 def event_of(line: bytes) -> tuple[str, int]:
@@ -96,21 +98,41 @@ def event_of(line: bytes) -> tuple[str, int]:
 
 @dataclass
 class DeletedInstalls:
-    """Keyed hashes of deleted installs: later events of these are refused."""
+    """Deleted installs, as (project, keyed hash): later events of these are refused. A
+    deletion belongs to the project that asked for it: another project's install with
+    the same id is a different user's, and stays."""
 
-    hashes: set[int] = field(default_factory=set)
+    hashes: set[tuple[str, int]] = field(default_factory=set)
     # False until deletion_receipts was read (a ClickHouse server down at start).
     loaded: bool = False
 
 
-def deleted_installs(store: Store) -> set[int]:
-    _, rows = store.query(f"SELECT DISTINCT install_hash FROM {RECEIPTS_TABLE}")
-    return {int(r[0]) for r in rows}
+def deleted_installs(store: Store) -> set[tuple[str, int]]:
+    _, rows = store.query(f"SELECT DISTINCT project, install_hash FROM {RECEIPTS_TABLE}")
+    return {(str(r[0]), int(r[1])) for r in rows}
 
 
-def per_install_tables(store: Store) -> list[str]:
+def installs_in(keys: Sequence[tuple[str, int]] | set[tuple[str, int]]) -> str:
+    """An SQL condition matching these (project, install_hash) pairs. Hashes are ints from
+    our own HMAC, projects names from our configuration: quoted, never a client's text."""
+    pairs = ",".join(f"({quote_str(p)},{int(h)})" for p, h in sorted(set(keys)))
+    return f"(project, install_hash) IN ({pairs})"
+
+
+def per_install_tables(store: Store) -> list[tuple[str, bool]]:
+    """Tables holding installs, each with whether it has a ``project`` column."""
     _, rows = store.query(_TABLES_SQL, {"receipts": RECEIPTS_TABLE})
-    return [str(r[0]) for r in rows]
+    return [(str(r[0]), bool(r[1])) for r in rows]
+
+
+def installs_where(keys: Sequence[tuple[str, int]] | set[tuple[str, int]],
+                   has_project: bool) -> str:
+    """The condition for a table: by project and install where it has a project column.
+    A table without one (an operator's own) cannot tell projects apart, so the install's
+    rows go whichever project asked: a deletion never leaves a user's rows behind."""
+    if has_project:
+        return installs_in(keys)
+    return "install_hash IN (" + ",".join(str(int(h)) for _, h in sorted(set(keys))) + ")"
 
 
 @dataclass
@@ -140,34 +162,40 @@ def apply_deletions(store: Store, requests: Sequence[DeletionRow], token: str) -
             out.skipped += 1
         else:
             todo[r.request_id] = r
-    # Hashes are ints from our own HMAC: safe to inline (ALTER takes no query parameters).
-    in_list = ",".join(str(int(h)) for h in sorted({r.install_hash for r in requests}))
-    counts: dict[str, dict[int, int]] = {}
+    # Inlined (ALTER takes no query parameters): see installs_in.
+    keys = {(r.project, r.install_hash) for r in requests}
+    counts: dict[str, dict[tuple[str, int], int]] = {}
     # The performance rollup holds no install: its days of these installs are rebuilt
     # from agg_performance once their rows are gone there.
-    rollup_days = aggregates.rollup_days(store, in_list)
+    rollup_days = aggregates.rollup_days(store, installs_in(keys))
     targets = Targets(store)  # on a cluster: every shard, not the connected node's
-    for table in per_install_tables(store):
+    for table, has_project in per_install_tables(store):
         target = targets[table]
+        where = installs_where(keys, has_project)
+        project = "project" if has_project else "''"
         _, found = store.query(
-            f"SELECT install_hash, count() FROM {target.read}"
-            f" WHERE install_hash IN ({in_list}) GROUP BY install_hash"
+            f"SELECT {project}, install_hash, count() FROM {target.read} WHERE {where}"
+            " GROUP BY 1, 2"
         )
-        counts[table] = {int(h): int(n) for h, n in found}
+        if has_project:
+            counts[table] = {(str(p), int(h)): int(n) for p, h, n in found}
+        else:  # no project to tell: each request of the install is credited its rows
+            by_hash = {int(h): int(n) for _, h, n in found}
+            counts[table] = {k: by_hash[k[1]] for k in keys if k[1] in by_hash}
         if counts[table]:
             store.write_command(
-                f"ALTER TABLE {target.alter} DELETE WHERE install_hash IN ({in_list})",
-                {"mutations_sync": 2},
+                f"ALTER TABLE {target.alter} DELETE WHERE {where}", {"mutations_sync": 2},
             )
     aggregates.rebuild_rollup(store, rollup_days)
     completed = datetime.now(UTC)
     receipts = []
-    credited: set[int] = set()
+    credited: set[tuple[str, int]] = set()
     for r in todo.values():
         # Two requests for one install: the first is credited with the rows.
-        first = r.install_hash not in credited
-        credited.add(r.install_hash)
-        by_table = {t: (c.get(r.install_hash, 0) if first else 0) for t, c in counts.items()}
+        key = (r.project, r.install_hash)
+        first = key not in credited
+        credited.add(key)
+        by_table = {t: (c.get(key, 0) if first else 0) for t, c in counts.items()}
         deleted = sum(by_table.values())
         receipts.append(Receipt(
             r.request_id, r.project, r.install_hash, r.requested_at, r.received_at,

@@ -9,6 +9,9 @@ statuses).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import math
 import uuid
 from collections.abc import Callable
@@ -18,30 +21,50 @@ from aiohttp import web
 
 from quietly_collector.body import BodyError, read_body
 from quietly_collector.ingest import BatchError
-from quietly_collector.keys import COLLECTOR
+from quietly_collector.keys import COLLECTOR, PRINCIPAL
 from quietly_collector.middlewares import error_body
 from quietly_collector.service import BatchResult, Collector, TooLarge
 from quietly_collector.spool import SpoolFull, SpoolUnavailable
 
 RETRY_AFTER_SECONDS = 5
-# Batches read and processed at once, at most. Each holds its body and decoded events
-# in memory (about 1.5 MB for 500 events): past this, refusing before the body is read
-# keeps memory bounded however many clients send at once (docs/reliability.md).
-MAX_BATCHES_IN_FLIGHT = 64
-
-# Namespaces of the UUIDv5s made from foreign ids: fixed, so a retry maps to the same id.
-EVENT_NS = uuid.UUID("6b0f3b5e-58f4-4c1e-9a4e-2f7d0c1b9e11")
-INSTALL_NS = uuid.UUID("0c8e4d7a-3f21-4b6e-8d59-71a2c4e6f803")
 
 
-def as_uuid(value: object, namespace: uuid.UUID) -> str:
-    """A UUID as itself; any other id as its UUIDv5 (stable, so resends deduplicate).
-    Install ids are pseudonymized afterwards like native ones."""
-    text = str(value)
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return str(uuid.uuid5(namespace, text))
+class ForeignIds:
+    """Ids made from a foreign client's ids (Segment userId/anonymousId/messageId, OTLP
+    user.id/session.id), keyed with the collector's secret and the sending project: the
+    same client id in two projects is two installs, nobody without the secret can
+    compute one, and a resend maps to the same id, so it deduplicates. Install ids are
+    pseudonymized afterwards like native ones."""
+
+    def __init__(self, secret: bytes, project: str) -> None:
+        # Domain separation: the pseudonymization key itself is never used here.
+        self._key = hmac.new(secret, b"quietly foreign ids v1", hashlib.sha256).digest()
+        self._project = project.encode()
+
+    def make(self, kind: str, value: object) -> str:
+        msg = b"\0".join((kind.encode(), self._project, str(value).encode()))
+        raw = bytearray(hmac.new(self._key, msg, hashlib.sha256).digest()[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x80  # UUIDv8: application-defined
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+        return str(uuid.UUID(bytes=bytes(raw)))
+
+    def event(self, value: object) -> str:
+        """A client's own event id stays itself when it is a UUID (a resend through
+        /v1/batch has the same one); any other is keyed like installs."""
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            return self.make("event", value)
+
+    def install(self, value: object) -> str:
+        return self.make("install", value)
+
+    def session(self, value: object) -> str:
+        return self.make("session", value)
+
+
+def foreign_ids(request: web.Request, project: str) -> ForeignIds:
+    return ForeignIds(request.app[COLLECTOR].credentials.pseudonym_secret, project)
 
 
 def keyword(value: object) -> str:
@@ -64,21 +87,15 @@ Translate = Callable[[bytes | bytearray], Translated]
 ErrorBody = Callable[[int, str], web.Response]
 
 
-def sender(
-    request: web.Request, key: str | None, missing: str,
-    unauthorized: Callable[[str], web.Response], content_types: tuple[str, ...],
-) -> str | web.Response:
-    """The project of the request's write key, or the error to send: 401 without a
-    known key (how each route frames it), 415 for a content type it does not read."""
-    if key is None:
-        return unauthorized(missing)
-    project = request.app[COLLECTOR].credentials.keys.project_for(key)
-    if project is None:
-        return unauthorized("unknown write key")
+def sender(request: web.Request, content_types: tuple[str, ...]) -> str:
+    """The project of the write key the auth gate accepted; 415 for a content type the
+    route does not read."""
     ctype = request.content_type
     if ctype not in content_types:
-        return error_body(415, f"Content-Type must be {' or '.join(content_types)},"
-                               f" got {ctype!r}")
+        raise web.HTTPUnsupportedMediaType(
+            reason=f"Content-Type must be {' or '.join(content_types)}, got {ctype[:60]!r}")
+    project = request[PRINCIPAL].project
+    assert project is not None  # a write principal always has one
     return project
 
 
@@ -92,14 +109,21 @@ async def admit_and_ingest(
     wait = collector.limiter.admit(project)
     if wait:
         return rate_limited(collector, project, wait)
-    if collector.batches_in_flight >= MAX_BATCHES_IN_FLIGHT:
+    full = collector.slots.take(project)
+    if full:
         collector.counters["requests_refused_busy"] += 1
-        return _unavailable(error, f"collector has {MAX_BATCHES_IN_FLIGHT} batches in progress,"
-                                   " retry later")
-    collector.batches_in_flight += 1
+        return _unavailable(error, full)
     s = collector.settings
     try:
-        raw = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
+        try:
+            async with asyncio.timeout(s.body_timeout_s):
+                raw = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
+        except TimeoutError:
+            collector.counters["requests_refused_body_timeout"] += 1
+            resp = error(408, f"the request body did not arrive within {s.body_timeout_s} s"
+                              " (body_timeout_s)")
+            resp.force_close()  # what is left of the body is never read
+            return resp
         translated = translate(raw)
         result = await collector.ingest(translated.body, project)
     except BodyError as exc:
@@ -113,7 +137,7 @@ async def admit_and_ingest(
     except SpoolUnavailable as exc:
         return _unavailable(error, f"collector cannot store batches right now ({exc})")
     finally:
-        collector.batches_in_flight -= 1
+        collector.slots.give(project)
     collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
     return result, translated
 

@@ -5,6 +5,8 @@ The file is TOML::
     admin_token = "..."            # optional; a list keeps two valid during a rotation
     [write_keys]
     my_ide = "key"                 # or ["new key", "old key"] during a rotation
+    [read_keys]                    # optional: read one project's metrics and dashboard
+    my_ide = "another key"
 
 The collector checks it once a second (modification time, size, inode) and on
 SIGHUP. A change applies at once and without a grace period: a key removed from
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ class KeysFileError(ValueError):
 class KeysFile:
     write: list[tuple[str, str]]  # (project, key)
     admin: list[str]
+    read: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _keys(where: str, value: Any) -> list[str]:
@@ -54,16 +57,23 @@ def read_keys_file(path: Path) -> KeysFile:
         raise KeysFileError(f"keys_file {path}: cannot read it ({exc.strerror})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise KeysFileError(f"keys_file {path}: not valid TOML ({exc})") from exc
-    unknown = set(data) - {"write_keys", "admin_token"}
+    unknown = set(data) - {"write_keys", "read_keys", "admin_token"}
     if unknown:
         raise KeysFileError(f"keys_file {path}: unknown keys {sorted(unknown)}")
-    projects = data.get("write_keys", {})
-    if not isinstance(projects, dict):
-        raise KeysFileError(f"keys_file {path}: write_keys must be a table")
-    write = [(str(project), key) for project, value in projects.items()
-             for key in _keys(f"keys_file write_keys.{project}", value)]
+    write, read = (_table(path, data, name) for name in ("write_keys", "read_keys"))
     admin = _keys("keys_file admin_token", data["admin_token"]) if "admin_token" in data else []
-    return KeysFile(write, admin)
+    if {k for _, k in read} & ({k for _, k in write} | set(admin)):
+        raise KeysFileError(f"keys_file {path}: a read key must differ from every write key"
+                            " and admin token")
+    return KeysFile(write, admin, read)
+
+
+def _table(path: Path, data: dict[str, Any], name: str) -> list[tuple[str, str]]:
+    projects = data.get(name, {})
+    if not isinstance(projects, dict):
+        raise KeysFileError(f"keys_file {path}: {name} must be a table")
+    return [(str(project), key) for project, value in projects.items()
+            for key in _keys(f"keys_file {name}.{project}", value)]
 
 
 class KeysWatcher:
@@ -91,9 +101,11 @@ class KeysWatcher:
         # Taken before reading: a write during the read is seen as a change next time.
         self._seen = self._signature()
         keys = read_keys_file(self.path)
-        register_values([*(k for _, k in keys.write), *keys.admin])  # redacted in logs
+        # Redacted in logs.
+        register_values([*(k for _, k in keys.write), *(k for _, k in keys.read), *keys.admin])
         before, admin_before = self.ring.snapshot()
-        self.ring.apply_file(keys.write, keys.admin)
+        read_before = self.ring.read_snapshot()
+        self.ring.apply_file(keys.write, keys.admin, keys.read)
         after, admin_after = self.ring.snapshot()
         return {
             "projects": len(after),
@@ -101,4 +113,5 @@ class KeysWatcher:
             "removed": sorted(set(before) - set(after)),
             "changed": sorted(p for p in set(after) & set(before) if after[p] != before[p]),
             "admin_token_changed": admin_before != admin_after,
+            "read_keys_changed": read_before != self.ring.read_snapshot(),
         }

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from quietly_collector.alerts.scheduler import run_alerts
-from quietly_collector.keys import COLLECTOR, KEYS_RELOAD, SETTINGS
+from quietly_collector.auth import gate
+from quietly_collector.authfail import AuthFailures, audit_failures
+from quietly_collector.keys import AUTH_FAILURES, COLLECTOR, KEYS_RELOAD, SETTINGS
 from quietly_collector.middlewares import errors
 from quietly_collector.routes import setup_routes
 from quietly_collector.service import Collector
@@ -40,12 +42,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def init_app(settings: Settings, collector: Collector | None = None) -> web.Application:
     # The body limit is enforced by read_body; aiohttp's own check would answer
     # before we can give a JSON reason.
-    app = web.Application(middlewares=[errors], client_max_size=settings.max_batch_bytes + 1)
+    # errors outside gate: a refusal by the gate leaves as JSON with a reason too.
+    app = web.Application(middlewares=[errors, gate],
+                          client_max_size=settings.max_batch_bytes + 1)
     app[SETTINGS] = settings
     app[COLLECTOR] = collector or Collector(settings)
     app[KEYS_RELOAD] = asyncio.Event()
+    app[AUTH_FAILURES] = AuthFailures(app[COLLECTOR].counters, settings.auth_failure_burst,
+                                      settings.auth_failures_per_minute)
     # In this order: the tasks stop (reverse order) before the collector does.
-    app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys, run_alerts])
+    app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys, run_alerts,
+                            audit_failures])
     setup_routes(app)
     setup_telemetry(app)  # /metrics, and OTLP export when configured
     return app
@@ -54,7 +61,13 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
 async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving; returns the runner and the bound port (useful with port 0)."""
     # auto_decompress=False: read_body inflates gzip itself, within limits.
-    runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+    # keepalive_timeout: aiohttp arms it when a connection opens and after each answer,
+    # and closes a connection still without a whole request when it fires: the deadline
+    # for request headers and for an idle keep-alive connection alike.
+    settings = app.get(SETTINGS)  # None for a plain app (tests' receivers)
+    keepalive = settings.keepalive_timeout_s if settings is not None else 75.0
+    runner = web.AppRunner(app, auto_decompress=False, access_log=None,
+                           keepalive_timeout=keepalive)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

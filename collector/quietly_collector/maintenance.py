@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from quietly_collector import aggregates, audit
-from quietly_collector.deletion import RECEIPTS_TABLE, per_install_tables
+from quietly_collector.deletion import RECEIPTS_TABLE, installs_where, per_install_tables
 from quietly_collector.mutations import Targets, quote_ident, quote_str
 from quietly_collector.store import Store
 
@@ -114,24 +114,28 @@ def run_gc(store: Store) -> GcReport:
     if trimmed:
         log.info("expired days trimmed from live rows: %s", trimmed)
     targets = Targets(store)  # on a cluster: every shard, not the connected node's
-    for table in per_install_tables(store):
+    for table, has_project in per_install_tables(store):
         target = targets[table]
-        _, found = store.query(
-            f"SELECT install_hash, count() FROM {target.read} WHERE install_hash IN"
-            f" (SELECT install_hash FROM {RECEIPTS_TABLE}) GROUP BY install_hash"
-        )
+        # A receipt deletes its own project's install only (see installs_where).
+        if has_project:
+            sql = (f"SELECT project, install_hash, count() FROM {target.read}"
+                   " WHERE (project, install_hash) IN"
+                   f" (SELECT project, install_hash FROM {RECEIPTS_TABLE})"
+                   " GROUP BY project, install_hash")
+        else:
+            sql = (f"SELECT '', install_hash, count() FROM {target.read}"
+                   f" WHERE install_hash IN (SELECT install_hash FROM {RECEIPTS_TABLE})"
+                   " GROUP BY install_hash")
+        _, found = store.query(sql)
         if not found:
             continue
-        # Our own HMAC values: safe to inline (ALTER takes no query parameters).
-        in_list = ",".join(str(int(h)) for h, _ in found)
-        rebuild = (aggregates.rollup_days(store, in_list)
+        where = installs_where([(str(p), int(h)) for p, h, _ in found], has_project)
+        rebuild = (aggregates.rollup_days(store, where)
                    if table == aggregates.ROLLUP_SOURCE else [])
-        store.write_command(
-            f"ALTER TABLE {target.alter} DELETE WHERE install_hash IN ({in_list})",
-            {"mutations_sync": 2},
-        )
+        store.write_command(f"ALTER TABLE {target.alter} DELETE WHERE {where}",
+                            {"mutations_sync": 2})
         aggregates.rebuild_rollup(store, rebuild)
-        report.stray_rows[table] = sum(int(n) for _, n in found)
+        report.stray_rows[table] = sum(int(n) for _, _, n in found)
     _compact(store, targets, report)
     report.seconds = time.perf_counter() - started
     return report

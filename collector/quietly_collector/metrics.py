@@ -50,6 +50,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 DEFAULT_DAYS = 30
+# windowFunnel takes at most 32 conditions; a window past a year says nothing a
+# product team reads, and bounds the number before it reaches the engine.
+MAX_FUNNEL_STEPS = 32
+MAX_WINDOW_S = 366 * 86_400
 _STEP = re.compile(r"^([A-Za-z0-9_]{1,64})(?::([A-Za-z0-9_]{1,64})=(.{1,128}))?$")
 
 
@@ -88,6 +92,9 @@ def parse_query(
             raise MetricError(f"bad step {s!r}: use 'event' or 'event:property=value'")
     if metric == "funnel" and len(steps) < 2:
         raise MetricError("funnel needs at least two steps, e.g. job_started job_completed")
+    if len(steps) > MAX_FUNNEL_STEPS:
+        raise MetricError(f"funnel takes at most {MAX_FUNNEL_STEPS} steps (windowFunnel's"
+                          f" limit), got {len(steps)}")
     window_s = _window(window) if window is not None else 86_400
     return Query(metric, start, end, app or "", tuple(steps), window_s)
 
@@ -106,20 +113,52 @@ def _date(value: str, name: str) -> date:
 
 
 def _window(value: str) -> int:
-    m = re.fullmatch(r"([0-9]+)([smhd]?)", value.strip())
+    m = re.fullmatch(r"([0-9]{1,9})([smhd]?)", value.strip())
     if not m:
-        raise MetricError(f"window: expected e.g. 3600, 30m, 2h or 7d, got {value!r}")
-    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]
+        raise MetricError(f"window: expected e.g. 3600, 30m, 2h or 7d, got {value[:40]!r}")
+    seconds = int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]
+    if not 1 <= seconds <= MAX_WINDOW_S:
+        raise MetricError(f"window: from 1 second to 366 days, got {value[:40]!r}")
+    return seconds
 
 
-def run(store: Store, q: Query) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows, values made JSON-friendly (dates as ISO text, NaN as None)."""
+def run(
+    store: Store, q: Query, scope: str | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows, values made JSON-friendly (dates as ISO text, NaN as None).
+    ``scope``: only this project's rows (a read key's), else every project's."""
     params: dict[str, Any] = {"since": q.since, "until": q.until, "app": q.app}
+    settings = scope_settings(store, scope)
     if q.metric == "funnel":
-        columns, rows = _funnel(store, q, params)
+        columns, rows = _funnel(store, q, params, settings)
     else:
-        columns, rows = _view(store, f"metric_{q.metric}", params)
+        columns, rows = _view(store, f"metric_{q.metric}", params, settings)
     return columns, [[_plain(v) for v in r] for r in rows]
+
+
+# Per store: (monotonic time read, tables of the database with a `project` column).
+_project_tables: weakref.WeakKeyDictionary[Store, tuple[float, tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def scope_settings(store: Store, project: str | None) -> dict[str, Any] | None:
+    """Query settings that restrict every read of a table with a ``project`` column to one
+    project (ClickHouse's ``additional_table_filters``): the views, joins and subqueries
+    of a metric see that project's rows only, with no view written twice."""
+    if project is None:
+        return None
+    hit = _project_tables.get(store)
+    now = time.monotonic()
+    if hit is None or now - hit[0] >= VIEW_SQL_TTL_S:
+        _, rows = store.query(
+            "SELECT DISTINCT table FROM system.columns WHERE database = currentDatabase()"
+            " AND name = 'project'"
+        )
+        hit = (now, tuple(sorted(str(r[0]) for r in rows)))
+        _project_tables[store] = hit
+    literal = "'" + project.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return {"additional_table_filters": {t: f"project = {literal}" for t in hit[1]}}
 
 
 # A view's SELECT is re-read this long after it was read, so a migration that replaces
@@ -132,23 +171,23 @@ _view_sql: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, str]]] = (
 
 
 def _view(
-    store: Store, name: str, params: dict[str, Any]
+    store: Store, name: str, params: dict[str, Any], settings: dict[str, Any] | None = None
 ) -> tuple[list[str], list[Sequence[Any]]]:
     sql = view_select(store, name)
     if sql is None:  # not a view here: let ClickHouse say what is wrong
         return store.query(
             f"SELECT * FROM {name}(since = {{since:Date}}, until = {{until:Date}},"
             " app = {app:String})",
-            params,
+            params, settings,
         )
     try:
-        return store.query_named(sql, params)
+        return store.query_named(sql, params, settings)
     except StorageError:
         # A SELECT read before a migration may name tables it dropped: read it again.
         fresh = view_select(store, name, refresh=True)
         if fresh is None or fresh == sql:
             raise
-        return store.query_named(fresh, params)
+        return store.query_named(fresh, params, settings)
 
 
 def view_select(store: Store, name: str, refresh: bool = False) -> str | None:
@@ -172,7 +211,7 @@ def view_select(store: Store, name: str, refresh: bool = False) -> str | None:
 
 
 def _funnel(
-    store: Store, q: Query, params: dict[str, Any]
+    store: Store, q: Query, params: dict[str, Any], settings: dict[str, Any] | None = None
 ) -> tuple[list[str], list[Sequence[Any]]]:
     conds = []
     for i, step in enumerate(q.steps):
@@ -193,7 +232,7 @@ def _funnel(
         " FROM events WHERE toDate(ts) BETWEEN {since:Date} AND {until:Date}"
         " AND ({app:String} = '' OR app = {app:String}) AND event IN {events:Array(String)}"
         " GROUP BY install_hash) WHERE level > 0 GROUP BY level",
-        params,
+        params, settings,
     )
     at_level = {int(r[0]): int(r[1]) for r in rows}
     out: list[Sequence[Any]] = []

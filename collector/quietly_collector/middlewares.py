@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 from aiohttp import web
 
 from quietly_collector.keys import REQUEST_ID
@@ -33,6 +34,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
+    except (ConnectionResetError, aiohttp.ClientPayloadError) as exc:
+        # The client went away mid-request: nothing an operator can act on, no answer
+        # anyone reads. One line at debug level, not a traceback.
+        log.debug("client disconnected during %s %s (request %s): %s", request.method,
+                  request.path, request_id, exc)
+        response = error_body(400, "client disconnected")
+        response.force_close()
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path,
                       request_id)

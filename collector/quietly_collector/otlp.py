@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,19 +27,18 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from quietly_collector.auth import Level, access
 from quietly_collector.ingest import BatchError
 from quietly_collector.intake import (
-    EVENT_NS,
-    INSTALL_NS,
+    ForeignIds,
     Translated,
     admit_and_ingest,
-    as_uuid,
+    foreign_ids,
     keyword,
     sender,
 )
 from quietly_collector.keys import COLLECTOR
 from quietly_collector.middlewares import error_body
-from quietly_collector.views import _bearer, _unauthorized
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -82,11 +83,28 @@ def _attrs(kvs: Any) -> dict[str, Any]:
 
 
 def _take(attrs: dict[str, Any], names: tuple[str, ...], *more: dict[str, Any]) -> Any:
+    return _take_named(attrs, names, *more)[1]
+
+
+def _take_named(attrs: dict[str, Any], names: tuple[str, ...], *more: dict[str, Any]
+                ) -> tuple[str, Any]:
     for where in (attrs, *more):
         for name in names:
             if where.get(name) is not None:
-                return where[name]
-    return None
+                return name, where[name]
+    return "", None
+
+
+def _own_or_keyed(name: str, value: Any, keyed: Callable[[object], str]) -> str:
+    """Quietly's own ids (quietly.install_id, quietly.session_id: what its SDK sends
+    to /v1/batch) stay themselves when they are UUIDs; any other client id (user.id,
+    session.id) is keyed with the secret and the project."""
+    if name.startswith("quietly."):
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            pass
+    return keyed(value)
 
 
 def _context(res: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +132,7 @@ def _ts(rec: LogRecord) -> str:
         return "out of range"  # refused by the native check, with its reason
 
 
-def translate(req: ExportLogsServiceRequest) -> Translated:
+def translate(req: ExportLogsServiceRequest, ids: ForeignIds) -> Translated:
     events: list[dict[str, Any]] = []
     out = Translated(b"")
     n = -1
@@ -137,21 +155,21 @@ def translate(req: ExportLogsServiceRequest) -> Translated:
                     digest = hashlib.sha256(
                         res_bytes + rec.SerializeToString(deterministic=True)
                     ).hexdigest()
-                    ev["event_id"] = as_uuid(digest, EVENT_NS)
+                    ev["event_id"] = ids.event(digest)
                 else:
-                    ev["event_id"] = as_uuid(eid, EVENT_NS)
+                    ev["event_id"] = ids.event(eid)
                 version = _take(attrs, EVENT_VERSION)
                 if version is not None:
                     ev["version"] = version
                 ts = _ts(rec)
                 if ts:
                     ev["ts"] = ts
-                install = _take(attrs, INSTALL_ID, res)
+                name, install = _take_named(attrs, INSTALL_ID, res)
                 if install is not None:
-                    ev["install_id"] = as_uuid(install, INSTALL_NS)
-                session = _take(attrs, SESSION_ID, res)
+                    ev["install_id"] = _own_or_keyed(name, install, ids.install)
+                name, session = _take_named(attrs, SESSION_ID, res)
                 if session is not None:
-                    ev["session_id"] = as_uuid(session, INSTALL_NS)
+                    ev["session_id"] = _own_or_keyed(name, session, ids.session)
                 ctx = dict(base_ctx)
                 consent = _take(attrs, CONSENT, res)
                 if consent is not None:
@@ -215,16 +233,15 @@ def _error(status: int, reason: str) -> web.Response:
     return error_body(status, reason)
 
 
+# OTel exporters send whatever headers they are configured with: Bearer is the one.
+@access(Level.WRITE)
 async def post_logs(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]
-    # OTel exporters send whatever headers they are configured with: Bearer is the one.
-    project = sender(request, _bearer(request), "missing 'Authorization: Bearer <write key>'",
-                     _unauthorized, (PROTOBUF, JSON))
-    if isinstance(project, web.Response):
-        return project
+    project = sender(request, (PROTOBUF, JSON))
     is_json = request.content_type == JSON
+    ids = foreign_ids(request, project)
     outcome = await admit_and_ingest(
-        request, project, lambda raw: translate(decode(raw, is_json)), _error
+        request, project, lambda raw: translate(decode(raw, is_json), ids), _error
     )
     if isinstance(outcome, web.Response):
         return outcome

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from quietly_collector.admin_client import add_read_key
 from quietly_collector.metrics import METRICS, MetricError, as_objects, parse_query, run
 from quietly_collector.settings import Settings
 
@@ -39,6 +40,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
     p.add_argument("--direct", action="store_true",
                    help="read ClickHouse directly (a ClickHouse server, or no collector running)")
+    add_read_key(p)
     return p
 
 

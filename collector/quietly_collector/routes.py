@@ -1,4 +1,5 @@
-"""URL map (see docs/protocol.md and /openapi.json)."""
+"""URL map (see docs/protocol.md and /openapi.json). Each handler declares who may call
+it (``@access``); the auth gate checks before it runs."""
 
 from __future__ import annotations
 

@@ -9,8 +9,6 @@ mapping is in docs/protocol.md ("Segment batch").
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from collections import Counter
@@ -20,14 +18,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from quietly_collector.auth import Credential, Level, access
 from quietly_collector.body import utf8_error
 from quietly_collector.ingest import AwareDatetime, BatchError
 from quietly_collector.intake import (
-    EVENT_NS,
-    INSTALL_NS,
+    ForeignIds,
     Translated,
     admit_and_ingest,
-    as_uuid,
+    foreign_ids,
     keyword,
     sender,
 )
@@ -92,7 +90,7 @@ def _context(ctx: Any) -> dict[str, Any]:
     return out
 
 
-def _event(call: dict[str, Any], raw: bytes, sent_at: str) -> dict[str, Any]:
+def _event(call: dict[str, Any], raw: bytes, sent_at: str, ids: ForeignIds) -> dict[str, Any]:
     if call.get("type") == "screen":
         name: Any = "screen_viewed"
         props = {**_dict(call.get("properties")), "screen": call.get("name")}
@@ -103,12 +101,12 @@ def _event(call: dict[str, Any], raw: bytes, sent_at: str) -> dict[str, Any]:
     ev: dict[str, Any] = {"event": name, "props": props, "context": _context(call.get("context"))}
     mid = call.get("messageId")
     # Without a messageId the call's own bytes name it: a resend is still a duplicate.
-    ev["event_id"] = as_uuid(mid if mid else hashlib.sha256(raw).hexdigest(), EVENT_NS)
+    ev["event_id"] = ids.event(mid if mid else hashlib.sha256(raw).hexdigest())
     # Segment's receivedAt rule: no timestamp means the time it was sent.
     ev["ts"] = call.get("timestamp") or call.get("originalTimestamp") or sent_at
     install = call.get("anonymousId") or call.get("userId")
     if install is not None:
-        ev["install_id"] = as_uuid(install, INSTALL_NS)
+        ev["install_id"] = ids.install(install)
     quietly = _dict(call.get("context")).get("quietly")
     if isinstance(quietly, dict) and quietly.get("event_version") is not None:
         ev["version"] = quietly["event_version"]
@@ -119,7 +117,7 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def translate(body: bytes | bytearray, counters: Counter[str]) -> Translated:
+def translate(body: bytes | bytearray, counters: Counter[str], ids: ForeignIds) -> Translated:
     bad = utf8_error(body)
     if bad is not None:
         raise BatchError(bad)
@@ -146,7 +144,7 @@ def translate(body: bytes | bytearray, counters: Counter[str]) -> Translated:
             counters[f"segment_calls_ignored_{kind}"] += 1
             continue
         if isinstance(call, dict) and kind in ("track", "screen"):
-            events.append(_event(call, bytes(raw), sent_text))
+            events.append(_event(call, bytes(raw), sent_text, ids))
         else:
             # Not a call we know: the native check rejects it, with its reason, on its own.
             events.append(raw)
@@ -158,34 +156,14 @@ def translate(body: bytes | bytearray, counters: Counter[str]) -> Translated:
     return out
 
 
-def _write_key(request: web.Request) -> str | None:
-    """Segment sends the write key as the Basic auth user name, with no password."""
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user or None
-
-
-def _unauthorized(reason: str) -> web.Response:
-    resp = error_body(401, reason)
-    resp.headers["WWW-Authenticate"] = 'Basic realm="quietly"'
-    return resp
-
-
+@access(Level.WRITE, Credential.BASIC_USER)
 async def post_batch(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]
-    project = sender(request, _write_key(request),
-                     "missing 'Authorization: Basic' with the write key as user name",
-                     _unauthorized, ("application/json",))
-    if isinstance(project, web.Response):
-        return project
+    project = sender(request, ("application/json",))
     counters = collector.counters
+    ids = foreign_ids(request, project)
     outcome = await admit_and_ingest(
-        request, project, lambda raw: translate(raw, counters), error_body
+        request, project, lambda raw: translate(raw, counters, ids), error_body
     )
     if isinstance(outcome, web.Response):
         return outcome

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from quietly_collector.admission import Slots
 from quietly_collector.credentials import Credentials, Pseudonymizer, load_credentials
 from quietly_collector.dedup import RecentIds, StoredLookup, split
 from quietly_collector.deletion import DeletedInstalls, decode_requests, deleted_installs, event_of
@@ -88,7 +89,8 @@ class Collector:
         # Ids of batches not yet acknowledged, each with a future set once it is decided.
         self._inflight: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.batches_in_flight = 0  # bounded by views.post_batch
+        self.slots = Slots(settings.max_batches_in_flight,
+                           settings.max_batches_in_flight_per_project)
         self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self.maintenance = MaintenanceState()
         self.hooks = Hooks()  # timings and spans for telemetry/ (no-ops without it)
@@ -159,7 +161,7 @@ class Collector:
             elif r.kind == KIND_DELETIONS:
                 for d in decode_requests(r.payload):
                     self.recent.add(d.request_id, now)
-                    self.deleted.hashes.add(d.install_hash)
+                    self.deleted.hashes.add((d.project, d.install_hash))
 
     async def stop(self, timeout: float = 10.0) -> None:
         if self.writer is not None:
@@ -174,6 +176,10 @@ class Collector:
             self.writer.close()
         self.spool.close()
         await asyncio.to_thread(self.store.close)
+
+    @property
+    def batches_in_flight(self) -> int:
+        return self.slots.used
 
     @property
     def storage_ok(self) -> bool:
@@ -238,7 +244,7 @@ class Collector:
         # batch is either in self.deleted now, or spooled after this batch.
         deletions: list[Candidate] = []
         if self.deleted.hashes or processed.deletions:
-            fresh, deletions, gone = self._split_deleted(fresh)
+            fresh, deletions, gone = self._split_deleted(fresh, project)
             if gone:
                 processed.rejected = sorted([*processed.rejected, *gone], key=lambda r: r.index)
         records = []
@@ -257,7 +263,7 @@ class Collector:
         if records:
             try:
                 pos = self.spool.append(records)
-                self.deleted.hashes.update(c.install_hash for c in deletions)
+                self.deleted.hashes.update((project, c.install_hash) for c in deletions)
                 waited = time.perf_counter()
                 await self.spool.wait_durable(pos)
                 self.hooks.queue_wait(time.perf_counter() - waited, "fsync")
@@ -286,10 +292,10 @@ class Collector:
         )
 
     def _split_deleted(
-        self, fresh: list[Candidate]
+        self, fresh: list[Candidate], project: str
     ) -> tuple[list[Candidate], list[Candidate], list[Rejection]]:
-        """Events, deletion requests, and refusals of events from deleted installs (also
-        those after a deletion_request of their install in this batch)."""
+        """Events, deletion requests, and refusals of events from installs this project
+        deleted (also those after a deletion_request of their install in this batch)."""
         deleted = self.deleted.hashes
         in_batch: set[int] = set()
         events: list[Candidate] = []
@@ -299,7 +305,7 @@ class Collector:
             if c.deletion:
                 deletions.append(c)
                 in_batch.add(c.install_hash)
-            elif c.install_hash in deleted or c.install_hash in in_batch:
+            elif (project, c.install_hash) in deleted or c.install_hash in in_batch:
                 event, version = event_of(c.line)
                 gone.append(Rejection(
                     c.position, str(c.event_id),

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     database: str = "quietly"
     write_keys: dict[str, str] = msgspec.field(default_factory=dict)
     admin_token: str = ""
+    # project -> key: reads that project's metrics, dashboard and reports, nothing else.
+    read_keys: dict[str, str] = msgspec.field(default_factory=dict)
     # TOML file of write keys and admin tokens, re-read while running (keyfile.py).
     keys_file: str = ""
     # Token bucket per project, in events; 0 turns it off.
@@ -51,6 +53,24 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_batch_bytes: int = 2 << 20
     max_decompressed_bytes: int = 8 << 20
     max_batch_events: int = 2000
+    # Admission (docs/security.md): a body must arrive within body_timeout_s (else 408);
+    # a connection must send its request headers, and an idle one its next request,
+    # within keepalive_timeout_s. Batches read and processed at once, in all and per
+    # project: one project's clients can never take every slot.
+    body_timeout_s: int = 10
+    keepalive_timeout_s: int = 15
+    max_batches_in_flight: int = 64
+    max_batches_in_flight_per_project: int = 32
+    # Failed authentication: each client address may fail this many times in a burst,
+    # then this many times a minute; past that its requests get 429 (0: no throttle).
+    auth_failure_burst: int = 20
+    auth_failures_per_minute: int = 60
+    # The SQL sandbox (POST /v1/sql, quietly sql): per query, and queries at once.
+    sql_max_execution_s: int = 30
+    sql_max_result_rows: int = 100_000
+    sql_max_memory_bytes: int = 2 << 30
+    sql_max_query_bytes: int = 64 << 10
+    sql_max_concurrency: int = 2
     # Each insert has a fixed cost (on 2 cores about 50 ms for one row: nine views, a
     # part per table), so under backlog larger spans store more per second; 50,000
     # rows is about 20 MB held by the writer (docs/performance.md).
@@ -276,6 +296,16 @@ def _check(s: Settings) -> None:
         "flush_rows",
         "flush_interval_ms",
         "dedup_memory_ids",
+        "body_timeout_s",
+        "keepalive_timeout_s",
+        "max_batches_in_flight",
+        "max_batches_in_flight_per_project",
+        "auth_failure_burst",
+        "sql_max_execution_s",
+        "sql_max_result_rows",
+        "sql_max_memory_bytes",
+        "sql_max_query_bytes",
+        "sql_max_concurrency",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be positive")
@@ -311,7 +341,7 @@ def _check(s: Settings) -> None:
         raise SettingsError("otlp_endpoint: expected an http(s) URL such as http://host:4318")
     for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
                  "rejected_retention_days", "aggregate_retention_days", "dedup_filter_mb",
-                 "flush_idle_ms"):
+                 "flush_idle_ms", "auth_failures_per_minute"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")
     if not 0 <= s.storage_nice <= 19:
@@ -326,9 +356,18 @@ def _check(s: Settings) -> None:
             )
         if days < 0:
             raise SettingsError(f"table_retention_days.{table}: cannot be negative")
-    for project, key in s.write_keys.items():
-        if len(key) < 16:
-            raise SettingsError(f"write_keys.{project}: keys must be at least 16 characters")
+    if s.max_batches_in_flight_per_project > s.max_batches_in_flight:
+        raise SettingsError("max_batches_in_flight_per_project: cannot exceed"
+                            " max_batches_in_flight")
+    for kind in ("write_keys", "read_keys"):
+        for project, key in getattr(s, kind).items():
+            if len(key) < 16:
+                raise SettingsError(f"{kind}.{project}: keys must be at least 16 characters")
+    reused = set(s.write_keys.values()) & set(s.read_keys.values())
+    if reused or (s.admin_token and s.admin_token in {*s.write_keys.values(),
+                                                      *s.read_keys.values()}):
+        raise SettingsError("read_keys: a read key must differ from every write key and the"
+                            " admin token")
 
 
 def _check_alerts(s: Settings) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 
 from quietly_collector.settings import Settings, SettingsError
+from quietly_collector.sqlsandbox.runner import Sandbox, limits
 
 INSERT_SETTINGS: dict[str, Any] = {
     # We batch ourselves; an async insert would acknowledge before storing.
@@ -73,7 +74,10 @@ def database_of(settings: Settings) -> str:
     return settings.database
 
 
-def make_client(settings: Settings, database: str | None) -> Any:
+def make_client(
+    settings: Settings, database: str | None, session_settings: dict[str, Any] | None = None
+) -> Any:
+    """A client of its own session; ``session_settings`` apply to each of its queries."""
     try:
         if settings.embedded:
             path = settings.chdb_dir.resolve()
@@ -81,9 +85,12 @@ def make_client(settings: Settings, database: str | None) -> Any:
             kwargs: dict[str, Any] = {"dsn": f"chdb://{path}"}
             if database:
                 kwargs["database"] = database
+            if session_settings:
+                kwargs["settings"] = session_settings
             return clickhouse_connect.get_client(**kwargs)
         return clickhouse_connect.get_client(
-            database=database or "default", **_server_kwargs(settings.clickhouse_url)
+            database=database or "default", settings=session_settings,
+            **_server_kwargs(settings.clickhouse_url)
         )
     except SettingsError:
         raise
@@ -124,6 +131,13 @@ class Store:
         # No os_threads_nice_value_* here: with CAP_SYS_NICE the engine sets a query
         # thread's priority and resets it to 0 afterwards, undoing priority.py's.
         self._insert_settings = dict(INSERT_SETTINGS)
+        # Engineers' SQL (/v1/sql, quietly sql): checked, limited, on clients of its own.
+        self.sandbox = Sandbox(
+            lambda: make_client(settings, self.database, limits(
+                settings.sql_max_execution_s, settings.sql_max_result_rows,
+                settings.sql_max_memory_bytes)),
+            self.database, settings.sql_max_concurrency,
+        )
 
     @property
     def connected(self) -> bool:
@@ -145,6 +159,7 @@ class Store:
         self._reader = make_client(self.settings, self.database)
 
     def close(self) -> None:
+        self.sandbox.close()
         for c in (self._writer, self._reader, self._appender):
             if c is not None:
                 with contextlib.suppress(Exception):
@@ -168,8 +183,7 @@ class Store:
 
     def append(self, table: str, columns: Sequence[str], data: bytes) -> None:
         """A small insert from a request handler (audit rows), on a client of its own: the
-        writer's belongs to the writer's thread, and an embedded reader stays read-only
-        once it ran a ``readonly`` query."""
+        writer's belongs to the writer's thread."""
         if self._writer is None:
             raise StorageError("ClickHouse is not reachable yet")
         try:
@@ -192,9 +206,11 @@ class Store:
 
     # -- reading --------------------------------------------------------------
     def query(
-        self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
+        self, sql: str, parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[Sequence[Any]]]:
-        settings = {"readonly": 2} if readonly else None
+        """The collector's own queries (metrics, dashboard, lookups): trusted SQL only;
+        an engineer's goes through ``sandbox``."""
         if self._reader is None:
             raise StorageError("ClickHouse is not reachable yet")
         try:
@@ -205,18 +221,19 @@ class Store:
         return list(result.column_names), list(result.result_rows)
 
     def query_named(
-        self, sql: str, parameters: dict[str, Any] | None = None, readonly: bool = False
+        self, sql: str, parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[Sequence[Any]]]:
         """``query``, with the column names even of an empty answer: chdb returns none
         then, and a CSV without its header breaks the scripts that read it. They come
         from ``DESCRIBE`` of the same SELECT (empty if it cannot be described, e.g.
         ``SHOW TABLES``). Not for hot paths: an empty answer costs a second query."""
-        columns, rows = self.query(sql, parameters, readonly)
+        columns, rows = self.query(sql, parameters, settings)
         if columns or rows:
             return columns, rows
         try:
             # The newline ends a trailing "-- comment" before the closing parenthesis.
-            _, described = self.query(f"DESCRIBE TABLE ({sql}\n)", parameters, readonly)
+            _, described = self.query(f"DESCRIBE TABLE ({sql}\n)", parameters, settings)
         except StorageError:
             return columns, rows
         return [str(r[0]) for r in described], rows

@@ -1,8 +1,14 @@
-"""HTTP handlers. Each answers JSON; errors carry an ``error`` reason."""
+"""HTTP handlers of the native API. Each answers JSON; errors carry an ``error`` reason.
+
+Who may call each is declared with ``@access`` and checked by the auth gate (auth.py)
+before the handler runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from dataclasses import asdict
 from importlib import resources
@@ -11,25 +17,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from quietly_collector import audit
+from quietly_collector import audit, metrics
+from quietly_collector.auth import Level, access, principal
+from quietly_collector.body import BodyError, read_body
 from quietly_collector.intake import RETRY_AFTER_SECONDS, admit_and_ingest, native, sender
 from quietly_collector.keys import COLLECTOR, REQUEST_ID
 from quietly_collector.middlewares import error_body
+from quietly_collector.sqlsandbox.runner import Busy, Refused, SqlError
 from quietly_collector.store import StorageError
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def _unauthorized(reason: str) -> web.Response:
-    resp = error_body(401, reason)
-    resp.headers["WWW-Authenticate"] = 'Bearer realm="quietly"'
-    return resp
 
 
 def _unavailable(reason: str) -> web.Response:
@@ -38,34 +33,21 @@ def _unavailable(reason: str) -> web.Response:
     return resp
 
 
-def require_admin(request: web.Request) -> web.Response | None:
-    token = _bearer(request)
-    if token is None:
-        return _unauthorized("missing 'Authorization: Bearer <admin token>'")
-    keys = request.app[COLLECTOR].credentials.keys
-    if not keys.is_admin(token):
-        # A write key is valid, but only for writing.
-        if keys.project_for(token) is not None:
-            return error_body(403, "write keys can only send events; use the admin token")
-        return _unauthorized("unknown admin token")
-    return None
-
-
+@access(Level.WRITE)
 async def post_batch(request: web.Request) -> web.Response:
-    project = sender(request, _bearer(request), "missing 'Authorization: Bearer <write key>'",
-                     _unauthorized, ("application/json",))
-    if isinstance(project, web.Response):
-        return project
+    project = sender(request, ("application/json",))
     outcome = await admit_and_ingest(request, project, native, error_body)
     if isinstance(outcome, web.Response):
         return outcome
     return web.json_response(outcome[0].as_json())
 
 
+@access(Level.PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@access(Level.PUBLIC)
 async def readyz(request: web.Request) -> web.Response:
     c = request.app[COLLECTOR]
     storage = c.storage_ok and await asyncio.to_thread(c.store.ping)
@@ -83,6 +65,7 @@ async def readyz(request: web.Request) -> web.Response:
 _OPENAPI: bytes | None = None
 
 
+@access(Level.PUBLIC)
 async def openapi(request: web.Request) -> web.Response:
     global _OPENAPI
     if _OPENAPI is None:
@@ -94,12 +77,17 @@ class SqlRequest(msgspec.Struct):
     sql: str
 
 
+@access(Level.ADMIN)
 async def post_sql(request: web.Request) -> web.Response:
-    denied = require_admin(request)
-    if denied is not None:
-        return denied
+    s = request.app[COLLECTOR].settings
     try:
-        query = msgspec.json.decode(await request.read(), type=SqlRequest).sql
+        async with asyncio.timeout(s.body_timeout_s):
+            body = await read_body(request, s.sql_max_query_bytes, s.sql_max_query_bytes)
+        query = msgspec.json.decode(body, type=SqlRequest).sql
+    except TimeoutError:
+        return _timed_out(s.body_timeout_s)
+    except BodyError as exc:
+        return error_body(exc.status, exc.reason)
     # msgspec raises UnicodeDecodeError for invalid UTF-8 in a string, RecursionError
     # past ~1000 levels of nesting: bad bodies too, not server errors.
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
@@ -107,14 +95,22 @@ async def post_sql(request: web.Request) -> web.Response:
     except RecursionError:
         return error_body(400, 'expected {"sql": "SELECT ..."}: nested too deeply')
     store = request.app[COLLECTOR].store
-    error = ""
+    error = outcome = ""
+    columns: list[str] = []
+    rows: list[Any] = []
     try:
-        columns, rows = await asyncio.to_thread(store.query_named, query, None, True)
-    except StorageError as exc:
-        columns, rows, error = [], [], str(exc)
+        columns, rows = await store.sandbox.run(query)
+    except Busy as exc:
+        resp = error_body(429, str(exc))
+        resp.headers["Retry-After"] = "1"
+        return resp
+    except Refused as exc:
+        error, outcome = f"refused: {exc}", "refused"
+    except SqlError as exc:
+        error, outcome = str(exc), "error"
     detail: dict[str, Any] = {"sql": audit.clean(query)}
     detail.update({"error": audit.clean(error, 300)} if error else {"rows": len(rows)})
-    row = audit.entry("admin", "sql", detail, request[REQUEST_ID], "error" if error else "ok")
+    row = audit.entry("admin", "sql", detail, request[REQUEST_ID], outcome or "ok")
     try:
         await asyncio.to_thread(audit.record, store, row)
     except StorageError as exc:
@@ -127,10 +123,15 @@ async def post_sql(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/json")
 
 
+def _timed_out(seconds: int) -> web.Response:
+    resp = error_body(408, f"the request body did not arrive within {seconds} s"
+                           " (body_timeout_s)")
+    resp.force_close()
+    return resp
+
+
+@access(Level.ADMIN)
 async def get_stats(request: web.Request) -> web.Response:
-    denied = require_admin(request)
-    if denied is not None:
-        return denied
     c = request.app[COLLECTOR]
     w = c.writer
     return web.json_response(
@@ -158,26 +159,19 @@ async def get_stats(request: web.Request) -> web.Response:
     )
 
 
+@access(Level.READ)
 async def get_metrics_list(request: web.Request) -> web.Response:
-    denied = require_admin(request)
-    if denied is not None:
-        return denied
-    from quietly_collector.metrics import METRICS
-
-    return web.json_response([{"name": m.name, "meaning": m.meaning} for m in METRICS.values()])
+    return web.json_response([{"name": m.name, "meaning": m.meaning}
+                              for m in metrics.METRICS.values()])
 
 
+@access(Level.READ)
 async def get_metric(request: web.Request) -> web.Response:
     """GET /v1/metrics/<name>?since=&until=&app=&step=&window=&format=json|csv"""
-    denied = require_admin(request)
-    if denied is not None:
-        return denied
-    from quietly_collector import metrics
-
     qs = request.query
     fmt = qs.get("format", "json")
     if fmt not in ("json", "csv"):
-        return error_body(400, f"format: expected json or csv, got {fmt!r}")
+        return error_body(400, f"format: expected json or csv, got {fmt[:20]!r}")
     try:
         q = metrics.parse_query(
             request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
@@ -185,14 +179,13 @@ async def get_metric(request: web.Request) -> web.Response:
         )
     except metrics.MetricError as exc:
         return error_body(400 if request.match_info["name"] in metrics.METRICS else 404, str(exc))
+    scope = principal(request).scope
     try:
-        columns, rows = await asyncio.to_thread(metrics.run, request.app[COLLECTOR].store, q)
+        columns, rows = await asyncio.to_thread(
+            metrics.run, request.app[COLLECTOR].store, q, scope)
     except StorageError as exc:
         return error_body(503, f"storage unavailable: {str(exc)[:500]}")
     if fmt == "csv":
-        import csv
-        import io
-
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(columns)

@@ -33,7 +33,7 @@ from quietly_collector.deletion import (
     apply_deletions,
     decode_requests,
     deleted_installs,
-    line_install_hash,
+    line_install,
 )
 from quietly_collector.ingest import EVENT_COLUMNS, REJECTED_COLUMNS
 from quietly_collector.priority import EngineThreads, lower_this_thread
@@ -313,13 +313,13 @@ class Writer:
                 keep.append(ln)
         return b"".join(keep), len(lines) - len(keep)
 
-    def _deleted_installs(self) -> set[int]:
+    def _deleted_installs(self) -> set[tuple[str, int]]:
         self.store.ensure_ready()  # not connected yet if ClickHouse was down at start
         return deleted_installs(self.store)
 
     def _drop_deleted(self, events: bytes) -> bytes:
         lines = events.splitlines(keepends=True)
-        keep = [ln for ln in lines if line_install_hash(ln) not in self.deleted.hashes]
+        keep = [ln for ln in lines if line_install(ln) not in self.deleted.hashes]
         self.counters["events_dropped_deleted_install"] += len(lines) - len(keep)
         return b"".join(keep)
 

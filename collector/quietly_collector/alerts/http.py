@@ -6,16 +6,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from quietly_collector.alerts.scheduler import check
+from quietly_collector.auth import Level, access
 from quietly_collector.keys import COLLECTOR
 from quietly_collector.middlewares import error_body
 from quietly_collector.store import StorageError
-from quietly_collector.views import require_admin
 
 
+@access(Level.ADMIN)
 async def post_check(request: web.Request) -> web.Response:
-    denied = require_admin(request)
-    if denied is not None:
-        return denied
     collector = request.app[COLLECTOR]
     try:
         results = await check(collector.store, collector.settings,

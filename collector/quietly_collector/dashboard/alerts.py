@@ -47,3 +47,9 @@ def render(alerts: list[FiringAlert] | None) -> str:
              '<th class="n">threshold</th><th>window</th><th>firing since</th>'
              f"<th>see the data</th></tr>{''.join(rows)}</table>")
     return panel(f"Firing alerts ({len(alerts)})", table, "alerts")
+
+
+def scoped(project: str) -> str:
+    return panel("Firing alerts", "<p>Alerts are evaluated over every project; sign in with"
+                 f" the admin token to see them. This session reads project {escape(project)}"
+                 " only.</p>", "alerts scoped")

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from quietly_collector.dashboard import alerts, auth, engineering, executive, layout, product
+from quietly_collector.auth import Level, access, principal
+from quietly_collector.dashboard import alerts, engineering, executive, layout, product
 from quietly_collector.dashboard.widgets import View
-from quietly_collector.keys import COLLECTOR
+from quietly_collector.keys import COLLECTOR, Principal
 from quietly_collector.middlewares import error_body
 from quietly_collector.report.fetch import store_fetch
 from quietly_collector.report.periods import Window
@@ -40,27 +41,29 @@ def _params(request: web.Request) -> tuple[int, str] | web.Response:
     return int(days_text), app
 
 
-def _render(name: str, params: tuple[int, str], request: web.Request) -> str:
+def _render(name: str, params: tuple[int, str], request: web.Request, who: Principal) -> str:
     days, app = params
     store = request.app[COLLECTOR].store
     until = datetime.now(UTC).date()
-    view = View(Window(until - timedelta(days=days - 1), until), app, store_fetch(store))
+    view = View(Window(until - timedelta(days=days - 1), until), app,
+                store_fetch(store, who.scope))
     title, subtitle, body = PAGES[name]
-    content = alerts.render(alerts.firing(store)) + body(view)
+    # Alerts are evaluated over every project: a read key's session does not see them.
+    firing = alerts.render(alerts.firing(store)) if who.scope is None else alerts.scoped(
+        who.scope)
+    content = firing + body(view)
     return layout.page(name, title, f"{subtitle} {view.window.label()} (UTC days).", days,
                        app, content)
 
 
 def handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @access(Level.READ, browser=True)
     async def page(request: web.Request) -> web.StreamResponse:
-        denied = auth.check(request)
-        if denied is not None:
-            return denied
         params = _params(request)
         if isinstance(params, web.Response):
             return params
         try:
-            text = await asyncio.to_thread(_render, name, params, request)
+            text = await asyncio.to_thread(_render, name, params, request, principal(request))
         except StorageError as exc:
             return error_body(503, f"storage unavailable: {str(exc)[:500]}")
         return layout.html_response(text)

@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from quietly_collector.admin_client import add_read_key
 from quietly_collector.report.periods import PERIOD_DAYS
 from quietly_collector.settings import Settings
 
@@ -33,6 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
     p.add_argument("--direct", action="store_true",
                    help="read ClickHouse directly (a ClickHouse server, or no collector running)")
+    add_read_key(p)
     return p
 
 
@@ -56,9 +58,9 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         store = Store(settings)
         fetch = store_fetch(store)
     else:
-        from quietly_collector.credentials import read_admin_token
+        from quietly_collector.admin_client import token_of
 
-        token = read_admin_token(settings)
+        token = token_of(args, settings)
         if not token:
             print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token",
                   file=sys.stderr)

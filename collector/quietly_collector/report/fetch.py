@@ -24,9 +24,10 @@ class FetchError(RuntimeError):
     """The collector could not be reached or refused the request."""
 
 
-def store_fetch(store: Store) -> Fetch:
+def store_fetch(store: Store, scope: str | None = None) -> Fetch:
+    """Rows from the store; ``scope``: one project's only (a read key's)."""
     def fetch(q: Query) -> Rows:
-        return as_objects(*run(store, q))
+        return as_objects(*run(store, q, scope))
 
     return fetch
 

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from quietly_collector.auth import Level, access
 from quietly_collector.keys import COLLECTOR
 from quietly_collector.middlewares import error_body
 from quietly_collector.telemetry import logs, tracing
 from quietly_collector.telemetry.selfmetrics import SelfMetrics
-from quietly_collector.views import require_admin
 
 SELF_METRICS = web.AppKey("self_metrics", SelfMetrics)
 # What generate_latest writes: the classic text format every Prometheus reads.
@@ -50,17 +50,10 @@ def setup_telemetry(app: web.Application) -> None:
     app.cleanup_ctx.insert(0, lifecycle)
 
 
+# With metrics_public a request without credentials is let through; one that carries
+# credentials is checked as usual (a write key is still no reader's credential).
+@access(Level.METRICS)
 async def get_metrics(request: web.Request) -> web.Response:
-    collector = request.app[COLLECTOR]
-    if not collector.settings.metrics_public:
-        denied = require_admin(request)
-        if denied is not None:
-            return denied
-    elif request.headers.get("Authorization"):
-        # Public, yet a write key is still not a reader's credential.
-        token = request.headers["Authorization"].partition(" ")[2].strip()
-        if collector.credentials.keys.project_for(token) is not None:
-            return error_body(403, "write keys can only send events")
     metrics = request.app.get(SELF_METRICS)
     if metrics is None:
         return error_body(503, "self-metrics are not set up in this app")

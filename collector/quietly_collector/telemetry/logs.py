@@ -36,7 +36,7 @@ _secrets: set[str] = set()
 def register_secrets(settings: Settings) -> None:
     """Configured keys, tokens and the pseudonymization secret never appear in a log."""
     register_values([settings.admin_token, settings.pseudonym_secret,
-                     *settings.write_keys.values()])
+                     *settings.write_keys.values(), *settings.read_keys.values()])
 
 
 def register_values(values: Iterable[str]) -> None:

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
+from quietly_collector.authfail import FAILURE_PREFIX
 from quietly_collector.telemetry.hooks import REJECTED_PREFIX
 
 if TYPE_CHECKING:
@@ -107,7 +108,12 @@ class SelfMetrics:
                       by_key({"requests_refused_busy": "busy",
                               "requests_rate_limited": "rate_limited",
                               "requests_refused_spool_full": "spool_full",
-                              "requests_refused_disk": "disk"}, "reason"))
+                              "requests_refused_disk": "disk",
+                              "requests_refused_body_timeout": "body_timeout"}, "reason"))
+        self._counter("quietly.auth.failures", "Requests refused for their credentials, by"
+                      " reason: missing, unknown_key, forbidden (a key of the wrong kind),"
+                      " bad_cookie, expired_cookie, throttled (429: the address failed too"
+                      " often)", by_prefix(FAILURE_PREFIX, "reason"))
         self._counter("quietly.pii.redactions", "Personal data redacted from free text,"
                       " by type", by_prefix(REDACTED_PREFIX, "type"))
         self._counter("quietly.properties.dropped", "Properties removed: undeclared in the"
