@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     body_timeout_s: int = 10
     keepalive_timeout_s: int = 15
     max_batches_in_flight: int = 64
-    max_batches_in_flight_per_project: int = 32
+    max_batches_in_flight_per_project: int = 48
     # Failed authentication: each client address may fail this many times in a burst,
     # then this many times a minute; past that its requests get 429 (0: no throttle).
     auth_failure_burst: int = 20
