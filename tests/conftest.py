@@ -122,3 +122,25 @@ async def server(settings: Settings) -> AsyncIterator[Running]:
         yield running
     finally:
         await stop(running)
+
+
+@pytest.fixture(scope="session")
+def ch_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a ClickHouse HTTP endpoint (tests/chserver) over its own embedded
+    engine, for this test process: collectors reach it with ``clickhouse_url``."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("chserver")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.chserver", "--path", str(path / "db")],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(10)
