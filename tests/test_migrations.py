@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from quietly_collector.store import Store, migrate, migration_files, split_statements
+import pytest
+
+from quietly_collector.store import Store, migrate, migration_files, split_statements, views_sql
 from tests.conftest import make_settings
 
 
@@ -60,3 +62,57 @@ def test_statements_replay_with_if_not_exists() -> None:
 def test_migration_numbers_are_unique_and_sequential() -> None:
     numbers = [n for n, _, _ in migration_files()]
     assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_views_have_one_current_definition_outside_the_numbered_migrations() -> None:
+    view = re.compile(r"^CREATE (OR REPLACE )?VIEW ", re.IGNORECASE)
+    for _, name, sql in migration_files():
+        for stmt in split_statements(sql):
+            assert not view.match(stmt), f"{name} defines a view: {stmt[:60]}"
+    names = [re.match(r"CREATE OR REPLACE VIEW (metric_\w+) AS", s) for s in
+             split_statements(views_sql())]
+    assert all(names)
+    defined = [m.group(1) for m in names if m]
+    assert len(defined) == len(set(defined))
+    from quietly_collector.metrics import METRICS
+
+    assert set(defined) == {f"metric_{m}" for m in METRICS if m != "funnel"}
+
+
+def _schema(store: Store) -> dict[str, tuple[str, str]]:
+    _, rows = store.query(
+        "SELECT name, engine, create_table_query FROM system.tables"
+        " WHERE database = currentDatabase() AND name != 'schema_migrations'")
+    return {str(n): (str(e), str(q).replace(store.database + ".", "DB."))
+            for n, e, q in rows}
+
+
+@pytest.mark.parametrize("old_version", [8, 13])
+def test_a_database_made_by_the_old_migrations_upgrades_to_the_fresh_schema(
+    tmp_path: Path, chdb_path: Path, old_version: int
+) -> None:
+    """Migrations up to 0013 as they were when each of them also replaced views
+    (tests/fixtures/migrations_0013), then today's migrate: the same tables and views
+    as a database created today."""
+    old = sorted((Path(__file__).parent / "fixtures" / "migrations_0013").glob("*.sql"))
+    settings = make_settings(tmp_path, chdb_path)
+    store = Store(settings)
+    store.connect()
+    fresh = Store(make_settings(tmp_path, chdb_path))
+    fresh.connect()
+    try:
+        store.command("CREATE TABLE schema_migrations (version UInt32, name String,"
+                      " applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
+                      " ENGINE = MergeTree ORDER BY version")
+        for path in old[:old_version]:
+            for stmt in split_statements(path.read_text()):
+                store.command(stmt.rstrip(";"))
+            store.command(f"INSERT INTO schema_migrations (version, name) VALUES"
+                          f" ({int(path.name[:4])}, '{path.name}')")
+        applied = migrate(store, settings)
+        assert applied == [n for v, n, _ in migration_files() if v > old_version]
+        migrate(fresh, fresh.settings)
+        assert _schema(store) == _schema(fresh)
+    finally:
+        store.close()
+        fresh.close()

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from quietly_collector.settings import RETENTION_COLUMNS, Settings, retention_of
-from quietly_collector.store import migration_files, split_statements
+from quietly_collector.store import migration_files, split_statements, views_sql
 
 # Written by the collector as a whole, small, not per install: one copy per node.
 GLOBAL_TABLES = frozenset({
@@ -83,7 +83,8 @@ class Target:
 
 def cluster_statements(cluster: str, database: str = "quietly",
                        after_version: int = 0) -> list[Statement]:
-    """Every statement, in migration order (``after_version``: only later migrations)."""
+    """Every statement, in migration order (``after_version``: only later migrations),
+    then the current metric views."""
     for value, what in ((cluster, "cluster"), (database, "database")):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise ValueError(f"{what}: expected a plain identifier, got {value!r}")
@@ -99,6 +100,8 @@ def cluster_statements(cluster: str, database: str = "quietly",
         out.append(Statement(
             f"INSERT INTO {t.q('schema_migrations')} (version, name) VALUES ({version}, '{name}')",
             name, "recorded, so `quietly migrate` and the collector find nothing to apply"))
+    for stmt in split_statements(views_sql()):
+        out += [Statement(s, "views.sql") for s in transform(stmt.rstrip(";"), t, sharded)]
     return out
 
 

@@ -288,13 +288,20 @@ _MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def migration_files() -> list[tuple[int, str, str]]:
-    root = resources.files("quietly_schemas") / "clickhouse"
+    """The numbered migrations (tables and materialized views), in order."""
+    root = resources.files("quietly_collector.storage") / "sql" / "migrations"
     out = []
     for entry in root.iterdir():
         m = _MIGRATION_FILE.match(entry.name)
         if m:
             out.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     return sorted(out)
+
+
+def views_sql() -> str:
+    """The one current definition of every metric view (CREATE OR REPLACE VIEW)."""
+    return (resources.files("quietly_collector.storage") / "sql" / "views.sql").read_text(
+        encoding="utf-8")
 
 
 def split_statements(sql: str) -> list[str]:
@@ -305,7 +312,8 @@ def split_statements(sql: str) -> list[str]:
 
 
 def migrate(store: Store, settings: Settings) -> list[str]:
-    """Apply every migration not yet recorded, then the retention TTLs. Idempotent."""
+    """Apply every migration not yet recorded, then the metric views (views.sql), the
+    retention TTLs and the metric settings. Idempotent."""
     store.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations"
         " (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
@@ -323,6 +331,10 @@ def migrate(store: Store, settings: Settings) -> list[str]:
             f"INSERT INTO schema_migrations (version, name) VALUES ({version}, '{name}')"
         )
         applied.append(name)
+    # Every time: a view's definition changes without a migration, and an old database
+    # gets the same views as a fresh one.
+    for stmt in split_statements(views_sql()):
+        store.command(stmt.rstrip(";"))
     from quietly_collector.retention import apply_retention
 
     apply_retention(store, settings)

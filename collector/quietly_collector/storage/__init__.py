@@ -1,0 +1,1 @@
+"""ClickHouse access: the store, its schema (sql/), and what runs on it."""

@@ -1,0 +1,2 @@
+-- The first metric views. Every view's current definition is in ../views.sql,
+-- applied after the numbered migrations.

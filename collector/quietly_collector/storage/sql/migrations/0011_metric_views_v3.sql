@@ -1,0 +1,2 @@
+-- Replaced views (wau, mau, feature_breadth, retention); their current definitions
+-- are in ../views.sql.

@@ -1,0 +1,2 @@
+-- Replaced views (feature_adoption, activation, retention, jobs); their current
+-- definitions are in ../views.sql.

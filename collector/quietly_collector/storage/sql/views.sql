@@ -1,0 +1,335 @@
+-- The current definition of every metric view, applied after the numbered migrations
+-- on every start and every `quietly migrate` (CREATE OR REPLACE: idempotent). The
+-- numbered migrations hold tables and materialized views only; change a view here.
+-- Parameters of every view: since, until (Date, inclusive) and app ('' for every app).
+
+-- An install's active days, already one row per (app, install, project) once FINAL.
+CREATE OR REPLACE VIEW metric_dau AS
+SELECT day, app, count() AS users
+FROM agg_active_days_v2 FINAL
+ARRAY JOIN days AS day
+WHERE last_day >= {since:Date} AND day BETWEEN {since:Date} AND {until:Date}
+  AND ({app:String} = '' OR app = {app:String})
+GROUP BY day, app
+ORDER BY day, app;
+
+-- Each install's active days become the intervals [day, day + 7) they make it count
+-- in; a running sum over interval starts and ends gives every day's users in one
+-- pass over one row per install (FINAL).
+CREATE OR REPLACE VIEW metric_wau AS
+SELECT day, app, toUInt64(arrayCumSum(s.2)[arrayLastIndex(k -> k <= day, s.1)]) AS users
+FROM
+(
+    SELECT app,
+           sumMap(arrayConcat(starts, ends),
+                  arrayConcat(arrayWithConstant(length(starts), 1),
+                              arrayWithConstant(length(ends), -1))) AS s
+    FROM
+    (
+        SELECT app,
+               arraySort(arrayFilter(d -> d BETWEEN subtractDays({since:Date}, 6) AND {until:Date},
+                                     days)) AS ds,
+               arrayFilter((a, prev) -> a > addDays(prev, 7), ds,
+                           arrayPushFront(arrayPopBack(ds), toDate('1970-01-01'))) AS starts,
+               arrayMap(a -> addDays(a, 7),
+                        arrayFilter((a, next) -> next > addDays(a, 7), ds,
+                                    arrayPushBack(arrayPopFront(ds), toDate('2149-06-06')))) AS ends
+        FROM agg_active_days_v2 FINAL
+        WHERE last_day >= subtractDays({since:Date}, 6)
+          AND ({app:String} = '' OR app = {app:String})
+          AND length(ds) > 0
+    )
+    GROUP BY app
+)
+ARRAY JOIN arrayMap(i -> addDays({since:Date}, i),
+                    range(toUInt32(greatest(0, dateDiff('day', {since:Date}, {until:Date}) + 1))))
+    AS day
+WHERE users > 0
+ORDER BY day, app;
+
+-- As metric_wau, with 30-day intervals.
+CREATE OR REPLACE VIEW metric_mau AS
+SELECT day, app, toUInt64(arrayCumSum(s.2)[arrayLastIndex(k -> k <= day, s.1)]) AS users
+FROM
+(
+    SELECT app,
+           sumMap(arrayConcat(starts, ends),
+                  arrayConcat(arrayWithConstant(length(starts), 1),
+                              arrayWithConstant(length(ends), -1))) AS s
+    FROM
+    (
+        SELECT app,
+               arraySort(arrayFilter(d -> d BETWEEN subtractDays({since:Date}, 29) AND {until:Date},
+                                     days)) AS ds,
+               arrayFilter((a, prev) -> a > addDays(prev, 30), ds,
+                           arrayPushFront(arrayPopBack(ds), toDate('1970-01-01'))) AS starts,
+               arrayMap(a -> addDays(a, 30),
+                        arrayFilter((a, next) -> next > addDays(a, 30), ds,
+                                    arrayPushBack(arrayPopFront(ds), toDate('2149-06-06')))) AS ends
+        FROM agg_active_days_v2 FINAL
+        WHERE last_day >= subtractDays({since:Date}, 29)
+          AND ({app:String} = '' OR app = {app:String})
+          AND length(ds) > 0
+    )
+    GROUP BY app
+)
+ARRAY JOIN arrayMap(i -> addDays({since:Date}, i),
+                    range(toUInt32(greatest(0, dateDiff('day', {since:Date}, {until:Date}) + 1))))
+    AS day
+WHERE users > 0
+ORDER BY day, app;
+
+CREATE OR REPLACE VIEW metric_stickiness AS
+SELECT d.day AS day, d.app AS app, d.users AS dau, m.users AS mau,
+       round(d.users / m.users, 4) AS ratio
+FROM metric_dau(since = {since:Date}, until = {until:Date}, app = {app:String}) AS d
+INNER JOIN metric_mau(since = {since:Date}, until = {until:Date}, app = {app:String}) AS m
+    ON d.day = m.day AND d.app = m.app
+ORDER BY day, app;
+
+CREATE OR REPLACE VIEW metric_sessions AS
+SELECT toDate(first_ts) AS day, app,
+       count() AS sessions,
+       round(avg(if(ended_ms > 0, ended_ms / 1000, dateDiff('millisecond', first_ts, last_ts) / 1000)), 3)
+           AS avg_duration_s,
+       round(count() / uniqExact(install_hash), 4) AS sessions_per_user,
+       uniqExact(install_hash) AS users,
+       round(avg(events), 3) AS events_per_session,
+       round(avg(features), 3) AS features_per_session
+FROM agg_sessions FINAL
+WHERE toDate(first_ts) BETWEEN {since:Date} AND {until:Date}
+  AND ({app:String} = '' OR app = {app:String})
+GROUP BY day, app
+ORDER BY day, app;
+
+-- Users of a feature in the window: (app, feature, install) rows, one per key once
+-- FINAL, whose map has uses on a day in it.
+CREATE OR REPLACE VIEW metric_feature_adoption AS
+SELECT f.feature AS feature, f.app AS app, f.f_users AS users, a.active_users AS active_users,
+       round(f.f_users / a.active_users, 4) AS adoption_rate,
+       f.f_uses AS uses, round(f.f_uses / f.f_users, 3) AS uses_per_user
+FROM
+(
+    SELECT app, feature, countIf(n > 0) AS f_users, sum(n) AS f_uses
+    FROM
+    (
+        SELECT app, feature,
+               arraySum((d, c) -> if(d BETWEEN {since:Date} AND {until:Date}, c, 0),
+                        mapKeys(uses), mapValues(uses)) AS n
+        FROM agg_features_v2 FINAL
+        WHERE last_day >= {since:Date} AND ({app:String} = '' OR app = {app:String})
+    )
+    GROUP BY app, feature
+    HAVING f_users > 0
+) AS f
+INNER JOIN
+(
+    SELECT app, uniqExact(install_hash) AS active_users
+    FROM agg_active_days_v2
+    WHERE last_day >= {since:Date} AND ({app:String} = '' OR app = {app:String})
+      AND arrayExists(d -> d BETWEEN {since:Date} AND {until:Date}, days)
+    GROUP BY app
+) AS a ON f.app = a.app
+ORDER BY app, users DESC, feature;
+
+-- Distinct features per install counted by their 64-bit hash (a set of strings
+-- cost twice as much; 20-odd feature names do not collide), and "used in the
+-- window" tested with arrayExists instead of summing the window's uses.
+CREATE OR REPLACE VIEW metric_feature_breadth AS
+SELECT a.app AS app, a.active_users AS active_users, b.feature_users AS feature_users,
+       b.users_3plus AS users_3plus_features,
+       round(b.users_3plus / a.active_users, 4) AS rate_3plus_features
+FROM
+(
+    SELECT app, uniqExact(install_hash) AS active_users
+    FROM agg_active_days_v2
+    WHERE last_day >= {since:Date} AND ({app:String} = '' OR app = {app:String})
+      AND arrayExists(d -> d BETWEEN {since:Date} AND {until:Date}, days)
+    GROUP BY app
+) AS a
+LEFT JOIN
+(
+    SELECT app, count() AS feature_users, countIf(n_features >= 3) AS users_3plus
+    FROM
+    (
+        SELECT app, install_hash, uniqExact(cityHash64(feature)) AS n_features
+        FROM agg_features_v2
+        WHERE last_day >= {since:Date} AND ({app:String} = '' OR app = {app:String})
+          AND arrayExists(d -> d BETWEEN {since:Date} AND {until:Date}, mapKeys(uses))
+        GROUP BY app, install_hash
+    )
+    GROUP BY app
+) AS b ON a.app = b.app
+ORDER BY app;
+
+-- The activation event's sessions, one row per key once FINAL; ANY keeps one match
+-- per first session even if that session was also reported under a second project.
+CREATE OR REPLACE VIEW metric_activation AS
+SELECT toDate(f.first_start) AS day, f.app AS app,
+       count() AS new_installs,
+       countIf(e.n > 0) AS activated_installs,
+       round(activated_installs / new_installs, 4) AS activation_rate
+FROM
+(
+    SELECT app, install_hash, argMin(session_hash, first_ts) AS first_session,
+           min(first_ts) AS first_start
+    FROM agg_sessions
+    WHERE {app:String} = '' OR app = {app:String}
+    GROUP BY app, install_hash
+    HAVING toDate(first_start) BETWEEN {since:Date} AND {until:Date}
+) AS f
+LEFT ANY JOIN
+(
+    SELECT app, install_hash, session_hash, n
+    FROM agg_session_events_v2 FINAL
+    WHERE event = (SELECT any(value) FROM metric_settings WHERE key = 'activation_event')
+      AND ({app:String} = '' OR app = {app:String})
+) AS e ON f.app = e.app AND f.install_hash = e.install_hash AND f.first_session = e.session_hash
+GROUP BY day, app
+ORDER BY day, app;
+
+-- Monthly cohorts (months 1, 2, 3, 6, 12) and 30/90-day retention and churn, over one
+-- row per install built from its days arrays.
+CREATE OR REPLACE VIEW metric_retention AS
+SELECT cohort, period, cohort_users, retained_users,
+       round(retained_users / cohort_users, 4) AS rate,
+       round(1 - retained_users / cohort_users, 4) AS churn_rate
+FROM
+(
+    SELECT toStartOfMonth(first_day) AS cohort,
+           if(k < 30, concat('month_', toString(k)), concat('day_', toString(k))) AS period,
+           if(k < 30, k, 100 + k) AS ord,
+           count() AS cohort_users,
+           countIf(if(k < 30, has(months, m0 + k), last_day >= addDays(first_day, k)))
+               AS retained_users
+    FROM
+    (
+        SELECT install_hash, min(arrayMin(days)) AS first_day, max(arrayMax(days)) AS last_day,
+               toRelativeMonthNum(first_day) AS m0,
+               groupUniqArrayArray(arrayMap(d -> toRelativeMonthNum(d), days)) AS months
+        FROM agg_active_days_v2
+        WHERE notEmpty(days) AND ({app:String} = '' OR app = {app:String})
+        GROUP BY install_hash
+    )
+    ARRAY JOIN [1, 2, 3, 6, 12, 30, 90] AS k
+    WHERE if(k < 30, addMonths(toStartOfMonth(first_day), k + 1) <= addDays({until:Date}, 1),
+             addDays(first_day, k) <= {until:Date})
+      AND cohort BETWEEN toStartOfMonth({since:Date}) AND {until:Date}
+    GROUP BY cohort, period, ord
+)
+ORDER BY cohort, ord;
+
+CREATE OR REPLACE VIEW metric_crash_rate AS
+SELECT toDate(start) AS day, app,
+       count() AS sessions,
+       countIf(s_crashes > 0) AS crashed_sessions,
+       sum(s_crashes) AS crashes,
+       round(1000 * crashes / sessions, 3) AS crashes_per_1000_sessions,
+       round(1 - crashed_sessions / sessions, 4) AS crash_free_sessions_rate,
+       round(1 - uniqExactIf(install_hash, s_crashes > 0) / uniqExact(install_hash), 4)
+           AS crash_free_users_rate,
+       round(sum(s_errors) / sessions, 4) AS errors_per_session
+FROM
+(
+    -- Renamed, so the crashes column cannot be confused with the crashes result.
+    SELECT app, install_hash, first_ts AS start, crashes AS s_crashes, errors AS s_errors
+    FROM agg_sessions FINAL
+    WHERE toDate(first_ts) BETWEEN {since:Date} AND {until:Date}
+      AND ({app:String} = '' OR app = {app:String})
+)
+GROUP BY day, app
+ORDER BY day, app;
+
+CREATE OR REPLACE VIEW metric_performance AS
+SELECT p.operation AS operation, p.measure AS measure,
+       multiIf(p.measure = 'memory_mb', 'MB', p.measure = 'cpu_pct', '%', 'ms') AS unit,
+       p.app_version AS app_version, p.n AS samples,
+       round(p.q[1], 3) AS p50_ms, round(p.q[2], 3) AS p95_ms, round(p.q[3], 3) AS p99_ms,
+       multiIf(t.operation = '', 'ungraded',
+               p.q[2] < t.target, 'target',
+               p.q[2] < t.good, 'good',
+               p.q[2] < t.acceptable, 'acceptable',
+               p.q[2] < t.unacceptable, 'poor',
+               'unacceptable') AS grade
+FROM
+(
+    SELECT toString(operation) AS operation, toString(measure) AS measure,
+           toString(app_version) AS app_version, sum(samples) AS n,
+           quantilesTDigestMerge(0.5, 0.95, 0.99)(q) AS q
+    FROM agg_performance_rollup
+    WHERE day BETWEEN {since:Date} AND {until:Date} AND ({app:String} = '' OR app = {app:String})
+    GROUP BY operation, measure, app_version
+) AS p
+LEFT JOIN metric_thresholds AS t ON t.operation = p.operation AND t.measure = p.measure
+ORDER BY operation, measure, app_version;
+
+-- Per job, over installs that first met the job between since and until: one
+-- (app, job, install) row once FINAL; both surveys in one pass over agg_surveys.
+CREATE OR REPLACE VIEW metric_jobs AS
+SELECT j.job AS job, j.started_users AS started_users, j.completed_users AS completed_users,
+       if(j.started_users > 0, round(j.completed_after_start / j.started_users, 4), NULL)
+           AS completion_rate,
+       j.median_s AS median_time_to_complete_s, j.repeat_users AS repeat_users,
+       s.avg_satisfaction AS avg_satisfaction, s.avg_relevance AS avg_relevance
+FROM
+(
+    SELECT job,
+           countIf(n_starts > 0) AS started_users,
+           countIf(n_done > 0) AS completed_users,
+           countIf(n_starts > 0 AND n_done > 0) AS completed_after_start,
+           if(completed_users > 0,
+              round(quantileExactIf(0.5)(dateDiff('millisecond', seen, done) / 1000, n_done > 0), 3),
+              NULL) AS median_s,
+           countIf(n_done >= 2) AS repeat_users
+    FROM
+    (
+        SELECT job, starts AS n_starts, completions AS n_done, first_seen AS seen,
+               first_completed AS done
+        FROM agg_jobs FINAL
+        WHERE ({app:String} = '' OR app = {app:String})
+          AND toDate(first_seen) BETWEEN {since:Date} AND {until:Date}
+    )
+    GROUP BY job
+) AS j
+LEFT JOIN
+(
+    SELECT job,
+           round(sumIf(score_sum, survey = 'job_satisfaction')
+                 / nullIf(sumIf(responses, survey = 'job_satisfaction'), 0), 3) AS avg_satisfaction,
+           round(sumIf(score_sum, survey = 'suggestion_relevance')
+                 / nullIf(sumIf(responses, survey = 'suggestion_relevance'), 0), 3) AS avg_relevance
+    FROM agg_surveys
+    WHERE survey IN ('job_satisfaction', 'suggestion_relevance')
+      AND day BETWEEN {since:Date} AND {until:Date}
+      AND ({app:String} = '' OR app = {app:String})
+    GROUP BY job
+) AS s ON s.job = j.job
+ORDER BY job
+SETTINGS join_use_nulls = 1;
+
+CREATE OR REPLACE VIEW metric_nps AS
+SELECT period, n_responses AS responses, n_promoters AS promoters, n_detractors AS detractors,
+       n_responses - n_promoters - n_detractors AS passives,
+       round(100 * (n_promoters - n_detractors) / n_responses, 1) AS nps
+FROM
+(
+    SELECT toStartOfMonth(day) AS period, sum(responses) AS n_responses,
+           sum(promoters) AS n_promoters, sum(detractors) AS n_detractors
+    FROM agg_surveys
+    WHERE survey = 'nps' AND day BETWEEN {since:Date} AND {until:Date}
+      AND ({app:String} = '' OR app = {app:String})
+    GROUP BY period
+)
+ORDER BY period;
+
+CREATE OR REPLACE VIEW metric_deployments AS
+WITH splitByChar(',', (SELECT any(value) FROM metric_settings WHERE key = 'production_environments'))
+    AS production
+SELECT toStartOfMonth(day) AS month, app,
+       sumIf(successes, has(production, environment)) AS successful_production_deployments,
+       sumIf(deployments, has(production, environment)) AS production_deployments,
+       sum(deployments) AS all_deployments
+FROM agg_deployments
+WHERE day BETWEEN {since:Date} AND {until:Date} AND ({app:String} = '' OR app = {app:String})
+GROUP BY month, app
+ORDER BY month, app;

@@ -1,1 +1,0 @@
-"""Numbered, idempotent ClickHouse migrations (``NNNN_name.sql``)."""
