@@ -13,12 +13,12 @@ import msgspec
 import pytest
 
 from quietly_collector import cli
-from quietly_collector.alerts import notify
+from quietly_collector.alerts import notify, rules
 from quietly_collector.alerts.evaluate import Observation
-from quietly_collector.alerts.rules import AlertRule, effective_rules
+from quietly_collector.alerts.rules import effective_rules
 from quietly_collector.alerts.scheduler import check
 from quietly_collector.alerts.state import step
-from quietly_collector.settings import Settings, SettingsError, load_settings
+from quietly_collector.settings import AlertRule, Settings, SettingsError, load_settings
 from tests import alert_data as d
 from tests.alert_data import TODAY, at
 from tests.alert_webhook import Receiver, receiver  # noqa: F401 (fixture)
@@ -158,7 +158,7 @@ def test_bad_rules_name_the_rule(tmp_path: Path, rule: str, message: str) -> Non
     config = tmp_path / "q.toml"
     config.write_text("[[alert_rules]]\n" + rule + "\n")
     with pytest.raises(SettingsError, match=message):
-        load_settings(config, env={})
+        rules.check(load_settings(config, env={}))
 
 
 def _obs(breached: bool) -> Observation:

@@ -98,8 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from quietly_collector.alerts import rules
+
     overrides = {n: getattr(args, n) for n in FIELDS if getattr(args, n, None) is not None}
-    return load_settings(args.config, overrides=overrides)
+    settings = load_settings(args.config, overrides=overrides)
+    rules.check(settings)  # the cross-checks settings.py cannot make on its own
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from quietly_collector.alerts import rules
 from quietly_collector.alerts.scheduler import run_alerts
 from quietly_collector.auth import gate
 from quietly_collector.authfail import AuthFailures, audit_failures
@@ -40,6 +41,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def init_app(settings: Settings, collector: Collector | None = None) -> web.Application:
+    rules.check(settings)
     # The body limit is enforced by read_body; aiohttp's own check would answer
     # before we can give a JSON reason.
     # errors outside gate: a refusal by the gate leaves as JSON with a reason too.

@@ -7,6 +7,7 @@ Every setting has one name used everywhere: ``spool_max_bytes`` is the TOML key,
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,13 +15,63 @@ from typing import Any
 
 import msgspec
 
-from quietly_collector.alerts.rules import AlertRule
-
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names the setting and its source."""
+
+
+_DURATION = re.compile(r"([0-9]+)([smhd]?)")
+
+
+class AlertRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
+                rename={"for_": "for"}):
+    name: str
+    metric: str
+    column: str
+    threshold: float
+    op: str = ">"
+    # Only rows whose columns equal these values, e.g. {operation = "startup"}.
+    where: dict[str, str] = msgspec.field(default_factory=dict)
+    # One state per value of these columns (and per app), e.g. ["operation", "measure"].
+    group_by: list[str] = msgspec.field(default_factory=list)
+    aggregate: str = "max"
+    per: str = ""  # the denominator column of aggregate = "ratio"
+    samples: str = ""  # the column counting what the value stands on (sessions, responses)
+    min_samples: int = 0
+    window: str = "1d"
+    # The window ends yesterday: a partial today would look like a drop in volume.
+    complete_days: bool = False
+    compare: str = ""
+    change: str = "percent"
+    for_: str = "0s"
+    severity: str = "warning"
+    apps: list[str] = msgspec.field(default_factory=list)  # empty: each app seen
+    enabled: bool = True
+    description: str = ""
+
+    @property
+    def window_days(self) -> int:
+        return max(1, seconds(self.window) // 86_400)
+
+    @property
+    def for_s(self) -> int:
+        return seconds(self.for_)
+
+    def condition(self) -> str:
+        column = f"{self.column} / {self.per}" if self.aggregate == "ratio" else self.column
+        what = column if not self.compare else (
+            f"change of {column} vs {self.compare.replace('_', ' ')}"
+            f" ({'%' if self.change == 'percent' else 'points'})")
+        return f"{what} {self.op} {self.threshold:g}"
+
+
+def seconds(value: str) -> int:
+    m = _DURATION.fullmatch(value.strip())
+    if not m:
+        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {value!r}")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -371,13 +422,8 @@ def _check(s: Settings) -> None:
 
 
 def _check_alerts(s: Settings) -> None:
-    from quietly_collector.alerts.rules import effective_rules, validate
-    from quietly_collector.metrics import METRICS
-
-    try:
-        validate(effective_rules(s.alert_rules), tuple(METRICS))
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from exc
+    # The rules themselves are checked against the metrics after loading
+    # (alerts.rules.check): they name views this module knows nothing of.
     for name in ("alert_interval_s", "alert_reminder_s"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")

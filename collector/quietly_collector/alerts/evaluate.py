@@ -15,8 +15,8 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from quietly_collector.alerts.rules import AlertRule
 from quietly_collector.metrics import Query, as_objects, run
+from quietly_collector.settings import AlertRule
 from quietly_collector.store import Store
 
 Row = dict[str, Any]

@@ -1,73 +1,23 @@
-"""Alert rules: their shape in the TOML config, the shipped defaults, validation.
+"""Alert rules: the shipped defaults, merging with the configured ones, validation.
 
-A rule reads one metric view (metrics.py) over a window of UTC days, reduces its
-rows to one value per scope (app, and ``group_by`` columns), and compares it with a
-threshold: the value itself, or its change against a previous window or the previous
-app version. Kept free of other collector imports: settings.py imports it.
+A rule (``settings.AlertRule``, its shape in the TOML config) reads one metric view
+over a window of UTC days, reduces its rows to one value per scope (app, and
+``group_by`` columns), and compares it with a threshold: the value itself, or its
+change against a previous window or the previous app version.
 """
 
 from __future__ import annotations
 
 import re
 
-import msgspec
+from quietly_collector.settings import AlertRule, Settings, SettingsError, seconds
 
 AGGREGATES = ("sum", "per_day", "avg", "max", "min", "wavg", "ratio")
 COMPARES = ("", "previous", "previous_version")
 CHANGES = ("percent", "points")
 OPS = (">", ">=", "<", "<=")
 SEVERITIES = ("critical", "warning", "info")
-_DURATION = re.compile(r"([0-9]+)([smhd]?)")
 _NAME = re.compile(r"[a-z0-9_]{1,64}")
-
-
-class AlertRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
-                rename={"for_": "for"}):
-    name: str
-    metric: str
-    column: str
-    threshold: float
-    op: str = ">"
-    # Only rows whose columns equal these values, e.g. {operation = "startup"}.
-    where: dict[str, str] = msgspec.field(default_factory=dict)
-    # One state per value of these columns (and per app), e.g. ["operation", "measure"].
-    group_by: list[str] = msgspec.field(default_factory=list)
-    aggregate: str = "max"
-    per: str = ""  # the denominator column of aggregate = "ratio"
-    samples: str = ""  # the column counting what the value stands on (sessions, responses)
-    min_samples: int = 0
-    window: str = "1d"
-    # The window ends yesterday: a partial today would look like a drop in volume.
-    complete_days: bool = False
-    compare: str = ""
-    change: str = "percent"
-    for_: str = "0s"
-    severity: str = "warning"
-    apps: list[str] = msgspec.field(default_factory=list)  # empty: each app seen
-    enabled: bool = True
-    description: str = ""
-
-    @property
-    def window_days(self) -> int:
-        return max(1, seconds(self.window) // 86_400)
-
-    @property
-    def for_s(self) -> int:
-        return seconds(self.for_)
-
-    def condition(self) -> str:
-        column = f"{self.column} / {self.per}" if self.aggregate == "ratio" else self.column
-        what = column if not self.compare else (
-            f"change of {column} vs {self.compare.replace('_', ' ')}"
-            f" ({'%' if self.change == 'percent' else 'points'})")
-        return f"{what} {self.op} {self.threshold:g}"
-
-
-def seconds(value: str) -> int:
-    m = _DURATION.fullmatch(value.strip())
-    if not m:
-        raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {value!r}")
-    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]
 
 
 def _perf(name: str, operation: str, measure: str, threshold: float, text: str) -> AlertRule:
@@ -159,3 +109,14 @@ def validate(rules: list[AlertRule], metric_names: tuple[str, ...]) -> None:
                 raise ValueError(f"{where}: {field.rstrip('_')}: {exc}") from None
         if seconds(r.window) < 86_400:
             raise ValueError(f"{where}: window: metrics are daily; at least 1d")
+
+
+def check(s: Settings) -> None:
+    """The configured rules, merged over the defaults, against the metric catalogue: a
+    SettingsError naming the rule and the field. Run after loading the settings."""
+    from quietly_collector.metrics import METRICS
+
+    try:
+        validate(effective_rules(s.alert_rules), tuple(METRICS))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc

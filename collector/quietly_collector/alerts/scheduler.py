@@ -20,9 +20,9 @@ from aiohttp import web
 
 from quietly_collector.alerts import notify, state
 from quietly_collector.alerts.evaluate import Observation, evaluate
-from quietly_collector.alerts.rules import AlertRule, effective_rules
+from quietly_collector.alerts.rules import effective_rules
 from quietly_collector.keys import COLLECTOR
-from quietly_collector.settings import Settings
+from quietly_collector.settings import AlertRule, Settings
 from quietly_collector.store import Store
 
 log = logging.getLogger("quietly.alerts")

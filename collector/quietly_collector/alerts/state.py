@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quietly_collector.alerts.evaluate import Observation
-from quietly_collector.alerts.rules import AlertRule
+from quietly_collector.settings import AlertRule
 from quietly_collector.store import Store
 
 OK, PENDING, FIRING, RESOLVED = "ok", "pending", "firing", "resolved"
