@@ -15,7 +15,7 @@ One run, in a subprocess of its own (chdb allows one data directory per process)
    as the compact JSON the collector stores) in chunks of 1,000,000 rows, squashed into
    blocks of the collector's flush size, so the materialized views fire as on ingest.
    The load rate includes the views' cost.
-3. For every metric of ``quietly_collector.metrics.METRICS``: the view, as
+3. For every metric of ``quietly_collector.insights.metrics.METRICS``: the view, as
    ``quietly query`` reads it (its stored SELECT, ``metrics.view_select``), the same
    view as an engineer would query it (``SELECT * FROM metric_<name>(since=...,
    until=..., app='')``, printed as "direct", not a target), and a hand-written query

@@ -129,7 +129,7 @@ def engine_floor(store: Any, runs: int = 25) -> dict[str, float]:
 
 
 def load(store: Any, events: int, block_rows: int) -> dict[str, Any]:
-    from quietly_collector.store import INSERT_SETTINGS
+    from quietly_collector.storage.store import INSERT_SETTINGS
 
     settings = {
         k: v for k, v in INSERT_SETTINGS.items()
@@ -157,10 +157,10 @@ def load(store: Any, events: int, block_rows: int) -> dict[str, Any]:
 
 
 def worker(params: dict[str, Any]) -> dict[str, Any]:
-    from quietly_collector.metrics import METRICS, parse_query, view_select
-    from quietly_collector.metrics import run as run_metric
+    from quietly_collector.insights.metrics import METRICS, parse_query, view_select
+    from quietly_collector.insights.metrics import run as run_metric
     from quietly_collector.settings import load_settings
-    from quietly_collector.store import Store, migrate
+    from quietly_collector.storage.store import Store, migrate
 
     settings = load_settings(env={}, overrides={"data_dir": params["data_dir"],
                                                 "database": DATABASE})
@@ -181,7 +181,7 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         if params["maintenance"]:
             # The collector's own maintenance cycle, as it runs every hour (it merges the
             # aggregate tables left in several parts; events is left as it is).
-            from quietly_collector.maintenance import run_gc
+            from quietly_collector.storage.maintenance import run_gc
 
             cycle = run_gc(store).as_json()
         stored = int(store.query("SELECT count() FROM events")[1][0][0])

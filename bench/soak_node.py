@@ -17,11 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
-from quietly_collector.cli import loop_factory
-from quietly_collector.keys import COLLECTOR
-from quietly_collector.main import init_app, start_server
+from quietly_collector.access.appkeys import COLLECTOR
+from quietly_collector.commands.main import loop_factory
+from quietly_collector.server.app import init_app, start_server
 from quietly_collector.settings import Settings, load_settings
-from quietly_collector.store import StorageError
+from quietly_collector.storage.store import StorageError
 
 
 async def _node(settings: Settings, outage_file: Path) -> None:

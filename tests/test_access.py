@@ -49,7 +49,7 @@ async def _call(running: Running, method: str, path: str, token: str | None) -> 
 async def test_a_write_key_is_refused_on_every_route_but_ingest(server: Running) -> None:
     routes = _routes(server)
     assert INGEST in routes and routes >= PUBLIC
-    spec = json.loads((resources.files("quietly_collector") / "openapi.json").read_text())
+    spec = json.loads((resources.files("quietly_collector.receivers") / "openapi.json").read_text())
     for method, path in routes:
         secured = "security" in spec["paths"][path][method.lower()]
         assert secured == ((method, path) not in PUBLIC | SESSION), (method, path)

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 
-from quietly_collector.cli import main
+from quietly_collector.commands.main import main
 
 COMMANDS = {
     "query": ["query", "dau"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from quietly_collector import metrics
+from quietly_collector.insights import metrics
 from tests.conftest import Running
 from tests.helpers import body, event, headers
 from tests.test_deletion import A, B, deletion

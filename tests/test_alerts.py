@@ -14,9 +14,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from quietly_collector.alerts.rules import DEFAULT_RULES
-from quietly_collector.alerts.scheduler import Result, check
-from quietly_collector.alerts.state import firing
+from quietly_collector.insights.alerts.rules import DEFAULT_RULES
+from quietly_collector.insights.alerts.scheduler import Result, check
+from quietly_collector.insights.alerts.state import firing
 from quietly_collector.settings import Settings
 from tests import alert_data as d
 from tests.alert_data import TODAY, YESTERDAY, at

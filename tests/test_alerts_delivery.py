@@ -12,12 +12,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from quietly_collector import cli
-from quietly_collector.alerts import notify, rules
-from quietly_collector.alerts.evaluate import Observation
-from quietly_collector.alerts.rules import effective_rules
-from quietly_collector.alerts.scheduler import check
-from quietly_collector.alerts.state import step
+from quietly_collector.commands import main as cli
+from quietly_collector.insights.alerts import notify, rules
+from quietly_collector.insights.alerts.evaluate import Observation
+from quietly_collector.insights.alerts.rules import effective_rules
+from quietly_collector.insights.alerts.scheduler import check
+from quietly_collector.insights.alerts.state import step
 from quietly_collector.settings import AlertRule, Settings, SettingsError, load_settings
 from tests import alert_data as d
 from tests.alert_data import TODAY, at

@@ -85,7 +85,7 @@ def _protobuf(ctx: Any, value: Any) -> bytes:
 
 # Loaded at import, as schemathesis's pytest plugin needs (its lazy loader does not
 # work with pytest 9); test_the_fuzzed_description_is_the_served_one ties the two.
-SPEC = json.loads((resources.files("quietly_collector") / "openapi.json").read_text())
+SPEC = json.loads((resources.files("quietly_collector.receivers") / "openapi.json").read_text())
 schema = schemathesis.openapi.from_dict(SPEC, config=SchemathesisConfig.from_dict(CONFIG))
 
 

@@ -157,7 +157,7 @@ def test_serve_runs_on_the_event_loop_chosen_and_stores_on_it(
 
 
 def test_an_unavailable_event_loop_is_a_settings_error_that_says_what_to_do() -> None:
-    from quietly_collector.cli import loop_factory
+    from quietly_collector.commands.main import loop_factory
     from quietly_collector.settings import SettingsError
 
     with mock.patch.dict(sys.modules, {"uvloop": None}):  # as where it is not installed

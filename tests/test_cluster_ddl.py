@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from quietly_collector.cli import main
-from quietly_collector.cluster_ddl import (
+from quietly_collector.commands.main import main
+from quietly_collector.insights.metrics import METRICS
+from quietly_collector.storage.cluster_ddl import (
     GLOBAL_TABLES,
     cluster_statements,
     render,
     retention_statements,
 )
-from quietly_collector.metrics import METRICS
-from quietly_collector.store import Store
+from quietly_collector.storage.store import Store
 from tests.conftest import make_settings
 
 CLUSTER = "qc"

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from quietly_collector.alerts.state import FIRING, AlertState, save
-from quietly_collector.simulate import run_simulate
+from quietly_collector.commands.simulate import run_simulate
+from quietly_collector.insights.alerts.state import FIRING, AlertState, save
 from tests.conftest import make_settings
 from tests.helpers import ADMIN_TOKEN, WRITE_KEY
 from tests.sdk.conftest import ThreadedCollector

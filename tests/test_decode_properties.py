@@ -24,8 +24,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quietly_collector.credentials import Pseudonymizer
-from quietly_collector.ingest import (
+from quietly_collector.access.credentials import Pseudonymizer
+from quietly_collector.pipeline.process import (
     BatchError,
     IngestContext,
     decode_batch,

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from quietly_collector.dedup import RecentIds
-from quietly_collector.seenfilter import GENERATIONS, SeenFilter
+from quietly_collector.pipeline.dedup import RecentIds
+from quietly_collector.pipeline.seenfilter import GENERATIONS, SeenFilter
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
 from tests.test_spool_recovery import stats

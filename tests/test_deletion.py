@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from quietly_collector.store import StorageError
+from quietly_collector.storage.store import StorageError
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, body, event, headers
 
@@ -274,7 +274,7 @@ async def test_events_accepted_before_receipts_could_be_read_are_not_stored(
     def unreadable(store: object) -> set[int]:
         raise StorageError("ClickHouse is not reachable yet")
 
-    monkeypatch.setattr("quietly_collector.service.deleted_installs", unreadable)
+    monkeypatch.setattr("quietly_collector.pipeline.collector.deleted_installs", unreadable)
     second = await start(settings)
     try:
         _, result = await second.post(

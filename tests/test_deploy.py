@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML comes with schemathesis (dev extra)
 
-from quietly_collector.main import SHUTDOWN_DRAIN_SECONDS
-from quietly_collector.store import Store, migrate
+from quietly_collector.server.app import SHUTDOWN_DRAIN_SECONDS
+from quietly_collector.storage.store import Store, migrate
 from tests.conftest import make_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 
-from quietly_collector import metrics
+from quietly_collector.insights import metrics
 from quietly_collector.settings import Settings
-from quietly_collector.store import StorageError, Store
+from quietly_collector.storage.store import StorageError, Store
 from tests import metrics_truth as truth
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import headers

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from quietly_collector.importer import run_import
+from quietly_collector.commands.importer import run_import
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import WRITE_KEY, body, event, headers
 
@@ -131,7 +131,7 @@ async def test_import_waits_out_a_busy_collector(
     tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr("quietly_collector.intake.RETRY_AFTER_SECONDS", 1)
+    monkeypatch.setattr("quietly_collector.receivers.intake.RETRY_AFTER_SECONDS", 1)
     running = await start(make_settings(tmp_path, chdb_path, spool_max_bytes=20_000))
     try:
         # Storage down and the spool at its limit: the collector answers 503.

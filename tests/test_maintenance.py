@@ -267,7 +267,7 @@ async def test_gc_clears_a_failed_mutation_that_blocked_a_deletion(server: Runni
 async def test_gc_merges_aggregates_left_in_parts_and_the_views_answer_the_same(
     tmp_path: Path, chdb_path: Path
 ) -> None:
-    from quietly_collector import metrics
+    from quietly_collector.insights import metrics
 
     running = await start(make_settings(tmp_path, chdb_path))
     tables = ("agg_performance_rollup", "agg_active_days_v2", "agg_features_v2")

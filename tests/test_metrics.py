@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quietly_collector import metrics
+from quietly_collector.insights import metrics
 from tests import metrics_truth as truth
 from tests.conftest import Running
 from tests.helpers import ADMIN_TOKEN, body, headers
@@ -182,8 +182,8 @@ async def test_a_replaced_view_reaches_quietly_query_without_a_restart(
 async def test_thresholds_come_from_configuration(
     server: Running,
 ) -> None:
-    from quietly_collector.metric_config import write_metric_settings
     from quietly_collector.settings import load_settings
+    from quietly_collector.storage.metric_config import write_metric_settings
 
     ev = truth.Ev("performance", datetime(2026, 10, 1, 9, tzinfo=UTC),
                   "0b6f3c1e-2a44-4f0e-9d6b-8a1e2f3c4d5e", "my-ide", None,

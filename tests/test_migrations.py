@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from quietly_collector.store import Store, migrate, migration_files, split_statements, views_sql
+from quietly_collector.storage.store import (
+    Store,
+    migrate,
+    migration_files,
+    split_statements,
+    views_sql,
+)
 from tests.conftest import make_settings
 
 
@@ -74,7 +80,7 @@ def test_views_have_one_current_definition_outside_the_numbered_migrations() -> 
     assert all(names)
     defined = [m.group(1) for m in names if m]
     assert len(defined) == len(set(defined))
-    from quietly_collector.metrics import METRICS
+    from quietly_collector.insights.metrics import METRICS
 
     assert set(defined) == {f"metric_{m}" for m in METRICS if m != "funnel"}
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-from quietly_collector.cluster_ddl import cluster_statements
-from quietly_collector.deletion import per_install_tables
-from quietly_collector.mutations import Target, Targets, parse_distributed
-from quietly_collector.store import Store
+from quietly_collector.storage.cluster_ddl import cluster_statements
+from quietly_collector.storage.deletion import per_install_tables
+from quietly_collector.storage.mutations import Target, Targets, parse_distributed
+from quietly_collector.storage.store import Store
 
 CLUSTER = "qc"
 _ENGINE = re.compile(r"ENGINE = (Distributed\(.*?\))")

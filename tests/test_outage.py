@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quietly_collector.writer import MAX_BACKOFF_SECONDS
+from quietly_collector.spool.writer import MAX_BACKOFF_SECONDS
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers
 from tests.test_spool_recovery import stats

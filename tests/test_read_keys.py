@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from quietly_collector.cli import main
-from quietly_collector.keyfile import KeysFileError, read_keys_file
+from quietly_collector.access.keyfile import KeysFileError, read_keys_file
+from quietly_collector.commands.main import main
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY, body, event, headers
 

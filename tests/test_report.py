@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from quietly_collector.cli import main
-from quietly_collector.report import fmt, html, markdown
-from quietly_collector.report.fetch import store_fetch
-from quietly_collector.report.model import Report, build
+from quietly_collector.commands.main import main
+from quietly_collector.insights.report import fmt, html, markdown
+from quietly_collector.insights.report.fetch import store_fetch
+from quietly_collector.insights.report.model import Report, build
 from tests.conftest import Running, make_settings
 from tests.helpers import ADMIN_TOKEN, body, event, headers
 from tests.sdk.conftest import ThreadedCollector

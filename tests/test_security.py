@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
-from quietly_collector import authfail
-from quietly_collector.auth import declared
-from quietly_collector.main import init_app, start_server
+from quietly_collector.access import throttle as authfail
+from quietly_collector.access.gate import declared
+from quietly_collector.server.app import init_app, start_server
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY, body, event, headers
 
@@ -334,7 +334,7 @@ async def test_failed_authentication_is_counted_throttled_and_audited(
 
 
 def authfail_key() -> Any:
-    from quietly_collector.keys import AUTH_FAILURES
+    from quietly_collector.access.appkeys import AUTH_FAILURES
 
     return AUTH_FAILURES
 

@@ -22,7 +22,7 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 from segment.analytics.version import VERSION
 
-from quietly_collector.intake import ForeignIds
+from quietly_collector.receivers.intake import ForeignIds
 from tests.conftest import make_settings
 from tests.helpers import WRITE_KEY, now, rfc3339
 from tests.sdk.conftest import ThreadedCollector

@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from quietly_collector.main import start_server
-from quietly_collector.telemetry.app import SELF_METRICS
+from quietly_collector.selfobs.http import SELF_METRICS
+from quietly_collector.server.app import start_server
 from tests.conftest import make_settings, start, stop
 from tests.helpers import WRITE_KEY, body, event, headers
 

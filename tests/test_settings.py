@@ -50,7 +50,7 @@ def test_retention_per_table_from_the_environment() -> None:
 def test_clickhouse_url_switches_to_a_server() -> None:
     s = load_settings(env={"QUIETLY_CLICKHOUSE_URL": "http://u:p@ch:8123/analytics"})
     assert not s.embedded
-    from quietly_collector.store import _server_kwargs, database_of
+    from quietly_collector.storage.store import _server_kwargs, database_of
 
     assert database_of(s) == "analytics"
     kw = _server_kwargs(s.clickhouse_url)
@@ -114,7 +114,7 @@ def test_no_engine_is_sent_nice_settings(url: str) -> None:
     # A server's version or settings profile may reject them, failing every insert; the
     # embedded engine, with CAP_SYS_NICE, would reset the writer's thread to nice 0
     # after each query, undoing storage_nice (priority.py, tests/test_priority.py).
-    from quietly_collector.store import Store
+    from quietly_collector.storage.store import Store
 
     store = Store(load_settings(env={}, overrides={"clickhouse_url": url}))
     client = _RecordingClient()

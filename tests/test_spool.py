@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from quietly_collector.spool import KIND_EVENTS, Pos, Spool, SpoolFull, SpoolUnavailable
+from quietly_collector.spool.wal import KIND_EVENTS, Pos, Spool, SpoolFull, SpoolUnavailable
 
 
 def _spool(path: Path, max_bytes: int = 1 << 20, segment: int = 1 << 20) -> Spool:
@@ -100,7 +100,7 @@ async def test_concurrent_appends_share_fsyncs(tmp_path: Path) -> None:
         calls += 1
         real_fsync(fd)
 
-    with mock.patch("quietly_collector.spool.os.fsync", counting):
+    with mock.patch("quietly_collector.spool.wal.os.fsync", counting):
         await asyncio.gather(*(
             s.wait_durable(s.append([(KIND_EVENTS, 1, b'["x"]\n')])) for _ in range(200)
         ))
@@ -117,7 +117,7 @@ async def test_full_spool_and_failing_disk_refuse_instead_of_acknowledging(
     task = await _with_sync(s)
     s.append([(KIND_EVENTS, 1, b"x" * 150)])
     before = s.write_pos
-    with mock.patch("quietly_collector.spool.os.write", side_effect=OSError(28, "No space")), \
+    with mock.patch("quietly_collector.spool.wal.os.write", side_effect=OSError(28, "No space")), \
             pytest.raises(SpoolUnavailable, match="No space"):
         s.append([(KIND_EVENTS, 1, b"y")])
     assert s.write_pos == before  # nothing half-written stays behind
@@ -224,7 +224,7 @@ def test_large_records_in_the_documented_layout_read_back_and_damage_anywhere_is
     import struct
     import zlib
 
-    from quietly_collector.spoolfile import HEADER, KIND_DAMAGED, scan
+    from quietly_collector.spool.segments import HEADER, KIND_DAMAGED, scan
 
     def record(rows: int, payload: bytes) -> bytes:
         want = zlib.crc32(payload, zlib.crc32(struct.pack("<BI", KIND_EVENTS, rows)))

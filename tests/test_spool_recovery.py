@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from quietly_collector.spool import Record, Spool
-from quietly_collector.writer import line_event_id
+from quietly_collector.spool.wal import Record, Spool
+from quietly_collector.spool.writer import line_event_id
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, body, event, headers
 from tests.test_durability import _stop_without_draining

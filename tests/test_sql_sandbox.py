@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from quietly_collector.sqlsandbox.functions import allowed
-from quietly_collector.sqlsandbox.runner import Refused, SqlError
-from quietly_collector.store import Store
+from quietly_collector.storage.sandbox.functions import allowed
+from quietly_collector.storage.sandbox.runner import Refused, SqlError
+from quietly_collector.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +125,7 @@ ANSWERED = [
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Store]:
     """One migrated database for the whole file: the sandbox only reads."""
-    from quietly_collector.store import migrate
+    from quietly_collector.storage.store import migrate
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path_factory.mktemp("sandbox"), chdb_path)

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from quietly_collector.cli import main
+from quietly_collector.commands.main import main
 
 raise SystemExit(main())

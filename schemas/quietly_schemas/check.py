@@ -3,7 +3,7 @@
 The SDK calls this before anything is stored or sent: it applies the same
 catalog, consent levels, keyword rule and scrubber that the collector enforces,
 so an event the SDK sends is one the collector accepts. The collector keeps its
-own batch-oriented path (``quietly_collector.ingest``) for speed; both are
+own batch-oriented path (``quietly_collector.pipeline.process``) for speed; both are
 tested against the same schemas.
 """
 

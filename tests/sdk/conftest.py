@@ -80,7 +80,7 @@ async def _start_on(settings: Settings, port: int) -> Running:
         settings = make_settings_like(settings, port=port)
         from aiohttp import ClientSession
 
-        from quietly_collector.main import init_app, start_server
+        from quietly_collector.server.app import init_app, start_server
 
         app = init_app(settings)
         runner, bound = await start_server(app, "127.0.0.1", port)

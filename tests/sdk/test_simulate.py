@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from quietly_collector.cli import build_parser
-from quietly_collector.simulate import run_simulate
-from quietly_collector.simulate_model import DAY, END_MARGIN, plan_user
+from quietly_collector.commands.main import build_parser
+from quietly_collector.commands.simulate import run_simulate
+from quietly_collector.commands.simulate_model import DAY, END_MARGIN, plan_user
 from quietly_schemas import builtin_catalog, check_props
 from tests.sdk.conftest import ThreadedCollector
 

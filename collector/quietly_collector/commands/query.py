@@ -1,0 +1,128 @@
+"""``quietly query <metric>``: a metric as a table, JSON or CSV.
+
+With the embedded store the data directory belongs to the running collector, so
+the command asks it over HTTP (``GET /v1/metrics/<name>``, admin token). With
+``--direct`` (no collector running, or a ClickHouse server) it reads the views
+itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from quietly_collector.commands.client import add_read_key
+from quietly_collector.insights.metrics import METRICS, MetricError, as_objects, parse_query, run
+from quietly_collector.settings import Settings
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "query", help="print a product metric (quietly query --list names them)",
+        description="Print a product metric. Dates are UTC days, inclusive; the default"
+        " is the last 30 days. With the embedded store this asks the running collector.",
+    )
+    p.add_argument("metric", nargs="?", help="metric name, e.g. dau (see --list)")
+    p.add_argument("steps", nargs="*", help="funnel steps: event or event:property=value")
+    p.add_argument("--list", action="store_true", help="name every metric with its meaning")
+    p.add_argument("--since", help="first day, YYYY-MM-DD (default: 29 days before --until)")
+    p.add_argument("--until", help="last day, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--app", help="only this app (default: every app, one row per app)")
+    p.add_argument("--window", help="funnel window: seconds, or 30m, 2h, 7d (default 1d)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
+    p.add_argument("--direct", action="store_true",
+                   help="read ClickHouse directly (a ClickHouse server, or no collector running)")
+    add_read_key(p)
+    return p
+
+
+def run_query(args: argparse.Namespace, settings: Settings) -> int:
+    if args.list or not args.metric:
+        width = max(len(n) for n in METRICS)
+        for m in METRICS.values():
+            print(f"{m.name:<{width}}  {m.meaning}")
+        return 0 if args.list else 2
+    try:
+        q = parse_query(args.metric, args.since, args.until, args.app, args.steps, args.window)
+    except MetricError as exc:
+        print(f"quietly: {exc}", file=sys.stderr)
+        return 2
+    if args.direct or not settings.embedded:
+        from quietly_collector.storage.store import Store
+
+        store = Store(settings)
+        try:
+            store.connect()
+            columns, rows = run(store, q)
+        except Exception as exc:
+            print(f"quietly: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            store.close()
+        objects = as_objects(columns, rows)
+    else:
+        got = _over_http(args, settings, q.since.isoformat(), q.until.isoformat())
+        if isinstance(got, int):
+            return got
+        columns, objects = got
+    _print(objects, columns, args.format)
+    return 0
+
+
+def _over_http(
+    args: argparse.Namespace, settings: Settings, since: str, until: str
+) -> tuple[list[str], list[dict[str, Any]]] | int:
+    """Columns and row objects from the running collector. Tables and CSV are read as
+    its CSV, whose header names the columns even when no row matched."""
+    from quietly_collector.commands import client as admin_client
+
+    params: list[tuple[str, str]] = [("since", since), ("until", until)]
+    if args.app:
+        params.append(("app", args.app))
+    if args.window:
+        params.append(("window", args.window))
+    params += [("step", s) for s in args.steps]
+    if args.format != "json":
+        params.append(("format", "csv"))
+    path = f"/v1/metrics/{urllib.parse.quote(args.metric)}?{urllib.parse.urlencode(params)}"
+    if args.format == "json":
+        objects: list[dict[str, Any]] | int = admin_client.call(args, settings, path)
+        if isinstance(objects, int):
+            return objects
+        return (list(objects[0]) if objects else []), objects
+    body: bytes | int = admin_client.call(args, settings, path, raw=True)
+    if isinstance(body, int):
+        return body
+    table = list(csv.reader(io.StringIO(body.decode())))
+    columns = table[0] if table else []
+    return columns, [dict(zip(columns, r, strict=True)) for r in table[1:]]
+
+
+def _print(objects: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(objects))
+        return
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows([[o.get(c) for c in columns] for o in objects])
+        return
+    cells = [columns] + [["" if o.get(c) is None else str(o.get(c)) for c in columns]
+                         for o in objects]
+    if not columns:
+        print("(no rows)")
+        return
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"({len(objects)} row{'s' if len(objects) != 1 else ''})")

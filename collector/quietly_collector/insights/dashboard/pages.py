@@ -1,0 +1,71 @@
+"""Dashboard handlers: check access, read the query string, render a page in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from quietly_collector.access.appkeys import COLLECTOR, Principal
+from quietly_collector.access.gate import Level, access, principal
+from quietly_collector.insights.dashboard import alerts, engineering, executive, layout, product
+from quietly_collector.insights.dashboard.widgets import View
+from quietly_collector.insights.report.fetch import store_fetch
+from quietly_collector.insights.report.periods import Window
+from quietly_collector.receivers.errors import error_body
+from quietly_collector.storage.store import StorageError
+
+MAX_DAYS = 365
+Body = Callable[[View], str]
+PAGES: dict[str, tuple[str, str, Body]] = {
+    "executive": ("Executive", "Active users, retention, satisfaction and deployments.",
+                  executive.body),
+    "product": ("Product", "Adoption, funnels, jobs to be done and satisfaction.",
+                product.body),
+    "engineering": ("Engineering", "Crash and error rates, performance grades.",
+                    engineering.body),
+}
+
+
+def _params(request: web.Request) -> tuple[int, str] | web.Response:
+    days_text = request.query.get("days", "30")
+    if not re.fullmatch(r"[0-9]{1,3}", days_text) or not 1 <= int(days_text) <= MAX_DAYS:
+        return error_body(400, f"days: expected a whole number from 1 to {MAX_DAYS},"
+                               f" got {days_text!r}")
+    app = request.query.get("app", "")
+    if len(app) > 128:
+        return error_body(400, "app: at most 128 characters")
+    return int(days_text), app
+
+
+def _render(name: str, params: tuple[int, str], request: web.Request, who: Principal) -> str:
+    days, app = params
+    store = request.app[COLLECTOR].store
+    until = datetime.now(UTC).date()
+    view = View(Window(until - timedelta(days=days - 1), until), app,
+                store_fetch(store, who.scope))
+    title, subtitle, body = PAGES[name]
+    # Alerts are evaluated over every project: a read key's session does not see them.
+    firing = alerts.render(alerts.firing(store)) if who.scope is None else alerts.scoped(
+        who.scope)
+    content = firing + body(view)
+    return layout.page(name, title, f"{subtitle} {view.window.label()} (UTC days).", days,
+                       app, content)
+
+
+def handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @access(Level.READ, browser=True)
+    async def page(request: web.Request) -> web.StreamResponse:
+        params = _params(request)
+        if isinstance(params, web.Response):
+            return params
+        try:
+            text = await asyncio.to_thread(_render, name, params, request, principal(request))
+        except StorageError as exc:
+            return error_body(503, f"storage unavailable: {str(exc)[:500]}")
+        return layout.html_response(text)
+
+    return page

@@ -1,0 +1,162 @@
+"""The request gate of every ingest route (native batch, OTLP logs, Segment batch).
+
+A foreign body is translated into a native batch and handed to ``Collector.ingest``:
+the same validation, scrubbing, duplicate filter, rejection rows and spool as
+``POST /v1/batch``, whose translation is the identity. Only the framing differs;
+this module holds the part they share (rate limit, busy refusal, body limits, error
+statuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from quietly_collector.access.appkeys import COLLECTOR, PRINCIPAL
+from quietly_collector.pipeline.collector import BatchResult, Collector, TooLarge
+from quietly_collector.pipeline.process import BatchError
+from quietly_collector.receivers.body import BodyError, read_body
+from quietly_collector.receivers.errors import error_body
+from quietly_collector.spool.wal import SpoolFull, SpoolUnavailable
+
+RETRY_AFTER_SECONDS = 5
+
+
+class ForeignIds:
+    """Ids made from a foreign client's ids (Segment userId/anonymousId/messageId, OTLP
+    user.id/session.id), keyed with the collector's secret and the sending project: the
+    same client id in two projects is two installs, nobody without the secret can
+    compute one, and a resend maps to the same id, so it deduplicates. Install ids are
+    pseudonymized afterwards like native ones."""
+
+    def __init__(self, secret: bytes, project: str) -> None:
+        # Domain separation: the pseudonymization key itself is never used here.
+        self._key = hmac.new(secret, b"quietly foreign ids v1", hashlib.sha256).digest()
+        self._project = project.encode()
+
+    def make(self, kind: str, value: object) -> str:
+        msg = b"\0".join((kind.encode(), self._project, str(value).encode()))
+        raw = bytearray(hmac.new(self._key, msg, hashlib.sha256).digest()[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x80  # UUIDv8: application-defined
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+        return str(uuid.UUID(bytes=bytes(raw)))
+
+    def event(self, value: object) -> str:
+        """A client's own event id stays itself when it is a UUID (a resend through
+        /v1/batch has the same one); any other is keyed like installs."""
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            return self.make("event", value)
+
+    def install(self, value: object) -> str:
+        return self.make("install", value)
+
+    def session(self, value: object) -> str:
+        return self.make("session", value)
+
+
+def foreign_ids(request: web.Request, project: str) -> ForeignIds:
+    return ForeignIds(request.app[COLLECTOR].credentials.pseudonym_secret, project)
+
+
+def keyword(value: object) -> str:
+    # Foreign clients send names like "Mac OS X": spaces become underscores, and the
+    # rest is checked as a native context is (a bad value rejects the event).
+    return "_".join(str(value).split())
+
+
+@dataclass
+class Translated:
+    """A native batch body, and what the foreign body held that is not in it."""
+
+    body: bytes | bytearray
+    # Native event index -> index of the record or call it came from.
+    origin: list[int] = field(default_factory=list)
+    ignored: int = 0
+
+
+Translate = Callable[[bytes | bytearray], Translated]
+ErrorBody = Callable[[int, str], web.Response]
+
+
+def sender(request: web.Request, content_types: tuple[str, ...]) -> str:
+    """The project of the write key the auth gate accepted; 415 for a content type the
+    route does not read."""
+    ctype = request.content_type
+    if ctype not in content_types:
+        raise web.HTTPUnsupportedMediaType(
+            reason=f"Content-Type must be {' or '.join(content_types)}, got {ctype[:60]!r}")
+    project = request[PRINCIPAL].project
+    assert project is not None  # a write principal always has one
+    return project
+
+
+async def admit_and_ingest(
+    request: web.Request, project: str, translate: Translate, error: ErrorBody
+) -> tuple[BatchResult, Translated] | web.Response:
+    """Admit (rate limit, busy), read, translate and ingest; the result, or the error
+    response to send. Before the body is read, a flood is refused for the price of
+    the two checks."""
+    collector = request.app[COLLECTOR]
+    wait = collector.limiter.admit(project)
+    if wait:
+        return rate_limited(collector, project, wait)
+    full = collector.slots.take(project)
+    if full:
+        collector.counters["requests_refused_busy"] += 1
+        return _unavailable(error, full)
+    s = collector.settings
+    try:
+        try:
+            async with asyncio.timeout(s.body_timeout_s):
+                raw = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
+        except TimeoutError:
+            collector.counters["requests_refused_body_timeout"] += 1
+            resp = error(408, f"the request body did not arrive within {s.body_timeout_s} s"
+                              " (body_timeout_s)")
+            resp.force_close()  # what is left of the body is never read
+            return resp
+        translated = translate(raw)
+        result = await collector.ingest(translated.body, project)
+    except BodyError as exc:
+        return error(exc.status, exc.reason)
+    except BatchError as exc:
+        return error(400, str(exc))
+    except TooLarge as exc:
+        return error(413, str(exc))
+    except SpoolFull as exc:
+        return _unavailable(error, f"collector is at its buffer limit, retry later ({exc})")
+    except SpoolUnavailable as exc:
+        return _unavailable(error, f"collector cannot store batches right now ({exc})")
+    finally:
+        collector.slots.give(project)
+    collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
+    return result, translated
+
+
+def native(raw: bytes | bytearray) -> Translated:
+    """``POST /v1/batch``: the body is already a native batch."""
+    return Translated(raw)
+
+
+def rate_limited(collector: Collector, project: str, wait: float) -> web.Response:
+    collector.counters["requests_rate_limited"] += 1
+    limiter = collector.limiter
+    resp = error_body(429, f"project {project!r} is over its rate limit ({limiter.rate:g}"
+                           f" events/s, burst {limiter.burst:g}); retry after Retry-After")
+    resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return resp
+
+
+def _unavailable(error: ErrorBody, reason: str) -> web.Response:
+    resp = error(503, reason)
+    resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return resp

@@ -1,0 +1,352 @@
+"""ClickHouse access through clickhouse-connect, embedded (chdb) or over HTTP.
+
+One code path: only the client construction differs. Each role gets its own
+client (writer, reader) because a client serializes its calls; every method
+here is blocking and is run in a thread by the async callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+
+from quietly_collector.settings import Settings, SettingsError
+from quietly_collector.storage.sandbox.runner import Sandbox, limits
+
+INSERT_SETTINGS: dict[str, Any] = {
+    # We batch ourselves; an async insert would acknowledge before storing.
+    "async_insert": 0,
+    "date_time_input_format": "best_effort",
+    "input_format_json_read_objects_as_strings": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+# Error codes meaning the data itself cannot be stored (retrying cannot help).
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 131, 321, 691})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+# Ids per lookup query: twice 39 bytes each must stay under max_query_size (256 KiB).
+LOOKUP_CHUNK = 3_000
+
+
+class StorageError(Exception):
+    """ClickHouse refused or could not be reached."""
+
+    @property
+    def is_data_error(self) -> bool:
+        m = _CODE.search(str(self))
+        return m is not None and int(m.group(1)) in DATA_ERROR_CODES
+
+
+def _server_kwargs(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"clickhouse_url: expected http(s)://user:pass@host:port/db, got {url!r}"
+        )
+    return {
+        "host": parts.hostname,
+        "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": unquote(parts.password or ""),
+        "secure": parts.scheme == "https",
+        "autogenerate_session_id": False,
+    }
+
+
+def database_of(settings: Settings) -> str:
+    """The URL's path names the database when given; otherwise the ``database`` setting."""
+    if settings.clickhouse_url:
+        path = urlsplit(settings.clickhouse_url).path.strip("/")
+        if path:
+            return path
+    return settings.database
+
+
+def make_client(
+    settings: Settings, database: str | None, session_settings: dict[str, Any] | None = None
+) -> Any:
+    """A client of its own session; ``session_settings`` apply to each of its queries."""
+    try:
+        if settings.embedded:
+            path = settings.chdb_dir.resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            kwargs: dict[str, Any] = {"dsn": f"chdb://{path}"}
+            if database:
+                kwargs["database"] = database
+            if session_settings:
+                kwargs["settings"] = session_settings
+            return clickhouse_connect.get_client(**kwargs)
+        return clickhouse_connect.get_client(
+            database=database or "default", settings=session_settings,
+            **_server_kwargs(settings.clickhouse_url)
+        )
+    except SettingsError:
+        raise
+    except Exception as exc:
+        if settings.embedded and _locked_elsewhere(settings.chdb_dir):
+            raise StorageError(data_dir_lock_hint(settings.chdb_dir)) from exc
+        raise StorageError(f"cannot connect to ClickHouse: {exc}") from exc
+
+
+def _locked_elsewhere(path: Path) -> bool:
+    """ClickHouse holds an flock on ``status`` while a process uses the directory."""
+    import fcntl
+
+    try:
+        fd = os.open(path / "status", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class Store:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.database = database_of(settings)
+        self._writer: Any = None
+        self._reader: Any = None
+        self._reader_lock = threading.Lock()
+        self._appender: Any = None
+        self._appender_lock = threading.Lock()
+        # No os_threads_nice_value_* here: with CAP_SYS_NICE the engine sets a query
+        # thread's priority and resets it to 0 afterwards, undoing priority.py's.
+        self._insert_settings = dict(INSERT_SETTINGS)
+        # Engineers' SQL (/v1/sql, quietly sql): checked, limited, on clients of its own.
+        self.sandbox = Sandbox(
+            lambda: make_client(settings, self.database, limits(
+                settings.sql_max_execution_s, settings.sql_max_result_rows,
+                settings.sql_max_memory_bytes)),
+            self.database, settings.sql_max_concurrency,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    def ensure_ready(self) -> None:
+        """Connect and migrate if not done yet (ClickHouse was down at start)."""
+        if self._writer is None:
+            self.connect()
+            migrate(self, self.settings)
+
+    def connect(self) -> None:
+        admin = make_client(self.settings, None)
+        try:
+            admin.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        except Exception as exc:
+            raise StorageError(f"cannot create database {self.database}: {exc}") from exc
+        self._writer = make_client(self.settings, self.database)
+        self._reader = make_client(self.settings, self.database)
+
+    def close(self) -> None:
+        self.sandbox.close()
+        for c in (self._writer, self._reader, self._appender):
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+
+    # -- writing --------------------------------------------------------------
+    def insert(
+        self, table: str, columns: Sequence[str], data: bytes | bytearray, token: str
+    ) -> None:
+        self.ensure_ready()
+        try:
+            self._writer.raw_insert(
+                table,
+                list(columns),
+                insert_block=data,
+                fmt="JSONCompactEachRow",
+                settings={**self._insert_settings, "insert_deduplication_token": token},
+            )
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    def append(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        """A small insert from a request handler (audit rows), on a client of its own: the
+        writer's belongs to the writer's thread."""
+        if self._writer is None:
+            raise StorageError("ClickHouse is not reachable yet")
+        try:
+            with self._appender_lock:
+                if self._appender is None:
+                    self._appender = make_client(self.settings, self.database)
+                self._appender.raw_insert(table, list(columns), insert_block=data,
+                                          fmt="JSONCompactEachRow", settings=INSERT_SETTINGS)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    def write_command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        """A statement on the writer's client (mutations): it may take long, and must
+        not hold up the reader that serves /v1/sql."""
+        self.ensure_ready()
+        try:
+            self._writer.command(sql, settings=settings)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    # -- reading --------------------------------------------------------------
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> tuple[list[str], list[Sequence[Any]]]:
+        """The collector's own queries (metrics, dashboard, lookups): trusted SQL only;
+        an engineer's goes through ``sandbox``."""
+        if self._reader is None:
+            raise StorageError("ClickHouse is not reachable yet")
+        try:
+            with self._reader_lock:
+                result = self._reader.query(sql, parameters=parameters, settings=settings)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+        return list(result.column_names), list(result.result_rows)
+
+    def query_named(
+        self, sql: str, parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> tuple[list[str], list[Sequence[Any]]]:
+        """``query``, with the column names even of an empty answer: chdb returns none
+        then, and a CSV without its header breaks the scripts that read it. They come
+        from ``DESCRIBE`` of the same SELECT (empty if it cannot be described, e.g.
+        ``SHOW TABLES``). Not for hot paths: an empty answer costs a second query."""
+        columns, rows = self.query(sql, parameters, settings)
+        if columns or rows:
+            return columns, rows
+        try:
+            # The newline ends a trailing "-- comment" before the closing parenthesis.
+            _, described = self.query(f"DESCRIBE TABLE ({sql}\n)", parameters, settings)
+        except StorageError:
+            return columns, rows
+        return [str(r[0]) for r in described], rows
+
+    def command(self, sql: str) -> Any:
+        if self._reader is None:
+            raise StorageError("ClickHouse is not reachable yet")
+        try:
+            with self._reader_lock:
+                return self._reader.command(sql)
+        except Exception as exc:
+            raise StorageError(str(exc)) from exc
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+        except StorageError:
+            return False
+        return True
+
+    def existing_ids(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        found: set[uuid.UUID] = set()
+        for i in range(0, len(ids), LOOKUP_CHUNK):
+            # A UUID's text is hex and dashes, nothing to escape: written straight in,
+            # where binding escaped it character by character holding the GIL (4% of
+            # the event loop's time at full load).
+            chunk = "('" + "','".join([str(x) for x in ids[i : i + LOOKUP_CHUNK]]) + "')"
+            # A deletion_request is not an event row: its id is in its receipt.
+            _, rows = self.query(
+                f"SELECT DISTINCT event_id FROM events WHERE event_id IN {chunk}"
+                f" UNION ALL SELECT request_id FROM deletion_receipts WHERE request_id IN {chunk}"
+            )
+            found.update(uuid.UUID(str(r[0])) for r in rows)
+        return found
+
+    def recent_ids(self, since: datetime, limit: int) -> list[tuple[uuid.UUID, datetime]]:
+        _, rows = self.query(
+            "SELECT id, at FROM (SELECT event_id AS id, received_at AS at FROM events"
+            " WHERE received_at >= {since:DateTime64(3, 'UTC')}"
+            " UNION ALL SELECT request_id, received_at FROM deletion_receipts"
+            " WHERE received_at >= {since:DateTime64(3, 'UTC')})"
+            " ORDER BY at DESC LIMIT {limit:UInt64}",
+            {"since": since.replace(tzinfo=None), "limit": limit},
+        )
+        return [(uuid.UUID(str(r[0])), r[1]) for r in rows]
+
+
+# -- migrations ---------------------------------------------------------------
+_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """The numbered migrations (tables and materialized views), in order."""
+    root = resources.files("quietly_collector.storage") / "sql" / "migrations"
+    out = []
+    for entry in root.iterdir():
+        m = _MIGRATION_FILE.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def views_sql() -> str:
+    """The one current definition of every metric view (CREATE OR REPLACE VIEW)."""
+    return (resources.files("quietly_collector.storage") / "sql" / "views.sql").read_text(
+        encoding="utf-8")
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split on ``;`` at line ends; comments are dropped (ClickHouse takes one statement
+    per request over HTTP)."""
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
+
+
+def migrate(store: Store, settings: Settings) -> list[str]:
+    """Apply every migration not yet recorded, then the metric views (views.sql), the
+    retention TTLs and the metric settings. Idempotent."""
+    store.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
+        " ENGINE = MergeTree ORDER BY version"
+    )
+    _, rows = store.query("SELECT version FROM schema_migrations")
+    done = {int(r[0]) for r in rows}
+    applied = []
+    for version, name, sql in migration_files():
+        if version in done:
+            continue
+        for stmt in split_statements(sql):
+            store.command(stmt.rstrip(";"))
+        store.command(
+            f"INSERT INTO schema_migrations (version, name) VALUES ({version}, '{name}')"
+        )
+        applied.append(name)
+    # Every time: a view's definition changes without a migration, and an old database
+    # gets the same views as a fresh one.
+    for stmt in split_statements(views_sql()):
+        store.command(stmt.rstrip(";"))
+    from quietly_collector.storage.retention import apply_retention
+
+    apply_retention(store, settings)
+    from quietly_collector.storage.metric_config import write_metric_settings
+
+    write_metric_settings(store, settings)
+    return applied
+
+
+def data_dir_lock_hint(path: Path) -> str:
+    return (
+        f"the embedded ClickHouse in {path} is in use by another process"
+        " (a running collector?). Query it through the collector (quietly sql),"
+        " or stop the collector first."
+    )
