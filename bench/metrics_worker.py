@@ -160,7 +160,8 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
     from quietly_collector.insights.metrics import METRICS, parse_query, view_select
     from quietly_collector.insights.metrics import run as run_metric
     from quietly_collector.settings import load_settings
-    from quietly_collector.storage.store import Store, migrate
+    from quietly_collector.storage.migrations import migrate
+    from quietly_collector.storage.store import Store
 
     settings = load_settings(env={}, overrides={"data_dir": params["data_dir"],
                                                 "database": DATABASE})

@@ -17,8 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-from quietly_collector.access.appkeys import COLLECTOR
 from quietly_collector.commands.main import loop_factory
+from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.server.app import init_app, start_server
 from quietly_collector.settings import Settings, load_settings
 from quietly_collector.storage.store import StorageError

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR
-from quietly_collector.pipeline.collector import Collector
+from quietly_collector.pipeline.collector import COLLECTOR, Collector
 from quietly_collector.server.app import init_app, start_server
 from quietly_collector.settings import Settings, load_settings
-from quietly_collector.storage.store import Store, migrate
+from quietly_collector.storage.migrations import migrate
+from quietly_collector.storage.store import Store
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY
 
 

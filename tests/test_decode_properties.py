@@ -24,7 +24,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quietly_collector.access.credentials import Pseudonymizer
 from quietly_collector.pipeline.process import (
     BatchError,
     IngestContext,
@@ -33,6 +32,7 @@ from quietly_collector.pipeline.process import (
     process_events,
     rejected_lines,
 )
+from quietly_collector.pipeline.pseudonym import Pseudonymizer
 from quietly_schemas import EventSchema, FieldSpec, load_catalog, scrub
 from tests.pii_strategies import PII_STRATEGIES
 

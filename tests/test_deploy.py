@@ -15,7 +15,8 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML comes with schemathesis (dev extra)
 
 from quietly_collector.server.app import SHUTDOWN_DRAIN_SECONDS
-from quietly_collector.storage.store import Store, migrate
+from quietly_collector.storage.migrations import migrate
+from quietly_collector.storage.store import Store
 from tests.conftest import make_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -15,12 +15,8 @@ import pytest
 from aiohttp import web
 
 from quietly_collector.access.gate import Level, access
-from quietly_collector.selfobs.logs import (
-    JsonFormatter,
-    TextFormatter,
-    configure_logging,
-    redact,
-)
+from quietly_collector.access.logcontext import redact
+from quietly_collector.selfobs.logs import JsonFormatter, TextFormatter, configure_logging
 from quietly_collector.server.app import init_app, start_server
 from quietly_collector.settings import load_settings
 from tests.conftest import make_settings
@@ -126,8 +122,8 @@ def test_log_format_setting_picks_the_formatter() -> None:
 
 
 def test_keys_from_the_keys_file_are_redacted_by_name(tmp_path: Path) -> None:
-    from quietly_collector.access.credentials import KeyRing
     from quietly_collector.access.keyfile import KeysWatcher
+    from quietly_collector.access.keyring import KeyRing
 
     keys = tmp_path / "keys.toml"
     keys.write_text('admin_token = "file-admin-token-aaaa"\n'

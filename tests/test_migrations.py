@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from quietly_collector.storage.store import (
-    Store,
+from quietly_collector.storage.migrations import (
     migrate,
     migration_files,
     split_statements,
     views_sql,
 )
+from quietly_collector.storage.store import Store
 from tests.conftest import make_settings
 
 

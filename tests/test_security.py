@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
-from quietly_collector.access import throttle as authfail
 from quietly_collector.access.gate import declared
+from quietly_collector.server import tasks
 from quietly_collector.server.app import init_app, start_server
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY, body, event, headers
@@ -295,7 +295,7 @@ async def test_a_client_that_disconnects_mid_body_is_one_debug_line(
 async def test_failed_authentication_is_counted_throttled_and_audited(
     tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(authfail, "AUDIT_INTERVAL_S", 0.3)
+    monkeypatch.setattr(tasks, "AUDIT_INTERVAL_S", 0.3)
     settings = make_settings(tmp_path, chdb_path, auth_failure_burst=5,
                              auth_failures_per_minute=60)
     server = await start(settings)

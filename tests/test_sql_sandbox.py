@@ -125,7 +125,7 @@ ANSWERED = [
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Store]:
     """One migrated database for the whole file: the sandbox only reads."""
-    from quietly_collector.storage.store import migrate
+    from quietly_collector.storage.migrations import migrate
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path_factory.mktemp("sandbox"), chdb_path)

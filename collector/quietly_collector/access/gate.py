@@ -25,7 +25,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import AUTH_FAILURES, COLLECTOR, PRINCIPAL, Principal
+from quietly_collector.access.appkeys import (
+    AUTH_FAILURES,
+    CREDENTIALS,
+    PRINCIPAL,
+    SETTINGS,
+    Principal,
+)
 from quietly_collector.access.throttle import client_address
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -105,9 +111,8 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def authenticate(request: web.Request, decl: Declared) -> Principal:
     """The caller, or the HTTP error to answer (raised)."""
-    collector = request.app[COLLECTOR]
     level = decl.level
-    if level is Level.PUBLIC or (level is Level.METRICS and collector.settings.metrics_public
+    if level is Level.PUBLIC or (level is Level.METRICS and request.app[SETTINGS].metrics_public
                                  and "Authorization" not in request.headers):
         return Principal("anonymous")
     failures = request.app[AUTH_FAILURES]
@@ -135,7 +140,7 @@ def authenticate(request: web.Request, decl: Declared) -> Principal:
     if key is None:
         failures.count("missing", request.path)
         raise _unauthorized(decl, _missing(decl))
-    principal = principal_for(collector.credentials.keys, key)
+    principal = principal_for(request.app[CREDENTIALS].keys, key)
     if principal is None:
         failures.failed(address, "unknown_key", request.path)
         raise _unauthorized(decl, "unknown write key" if level is Level.WRITE

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quietly_collector.access.credentials import KeyRing
-from quietly_collector.selfobs.logs import register_values
+from quietly_collector.access.keyring import KeyRing
+from quietly_collector.access.logcontext import register_values
 
 MIN_KEY_LENGTH = 16
 

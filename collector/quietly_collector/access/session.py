@@ -22,7 +22,7 @@ import time
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR, Principal
+from quietly_collector.access.appkeys import CREDENTIALS, Principal
 
 COOKIE = "quietly_dashboard"
 SESSION_SECONDS = 12 * 3600
@@ -31,7 +31,7 @@ _VALUE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})(?:\.([A-Za-z0-9_-]{1,200}))?
 
 
 def _key(request: web.Request) -> bytes:
-    secret = request.app[COLLECTOR].credentials.pseudonym_secret
+    secret = request.app[CREDENTIALS].pseudonym_secret
     # Domain separation: the pseudonymization key itself never signs anything.
     return hmac.new(secret, b"quietly dashboard session v1", hashlib.sha256).digest()
 
@@ -74,7 +74,7 @@ def session_principal(request: web.Request) -> Principal | str | None:
             project = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
         except (binascii.Error, UnicodeDecodeError):
             return "bad_cookie"
-    keys = request.app[COLLECTOR].credentials.keys
+    keys = request.app[CREDENTIALS].keys
     digests = (keys.snapshot()[1] if project is None
                else keys.read_snapshot().get(project, frozenset()))
     key = _key(request)

@@ -11,18 +11,16 @@ minute at most, with counts.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 MAX_ADDRESSES = 65_536
-AUDIT_INTERVAL_S = 60.0
 FAILURE_PREFIX = "auth_failures_"
 
 
@@ -93,34 +91,3 @@ class AuthFailures:
         self._routes.clear()
         self._addresses.clear()
         return out
-
-
-async def audit_failures(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: one ``auth_failures`` audit row a minute while failures happen."""
-    from quietly_collector.access.appkeys import AUTH_FAILURES, COLLECTOR
-    from quietly_collector.storage import audit
-    from quietly_collector.storage.store import StorageError
-
-    collector = app[COLLECTOR]
-    failures = app[AUTH_FAILURES]
-
-    async def write() -> None:
-        detail = failures.summary()
-        if detail is None:
-            return
-        row = audit.entry("system", "auth_failures", detail)
-        try:
-            await asyncio.to_thread(audit.record, collector.store, row)
-        except StorageError:
-            collector.counters["audit_write_failures"] += 1
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(AUDIT_INTERVAL_S)
-            await write()
-
-    task = asyncio.create_task(loop(), name="quietly-auth-audit")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await write()

@@ -72,7 +72,8 @@ def _list(settings: Settings, fmt: str) -> int:
 
 def _direct(settings: Settings) -> list[dict[str, Any]] | int:
     from quietly_collector.insights.alerts.scheduler import check
-    from quietly_collector.storage.store import Store, migrate
+    from quietly_collector.storage.migrations import migrate
+    from quietly_collector.storage.store import Store
 
     store = Store(settings)
     try:

@@ -12,9 +12,12 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
+from quietly_collector.insights.metrics import Query
+from quietly_collector.insights.report.fetch import Fetch, FetchError, Rows
 from quietly_collector.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -95,3 +98,26 @@ def call(args: argparse.Namespace, settings: Settings, path: str, *, raw: bool =
     except AdminCallError as exc:
         print(f"quietly: {exc}", file=sys.stderr)
         return 1
+
+
+def http_fetch(url: str, token: str, timeout: float = 120.0) -> Fetch:
+    base = url.rstrip("/")
+
+    def fetch(q: Query) -> Rows:
+        params: list[tuple[str, str]] = [("since", q.since.isoformat()),
+                                         ("until", q.until.isoformat())]
+        if q.app:
+            params.append(("app", q.app))
+        if q.metric == "funnel":
+            params.append(("window", str(q.window_s)))
+            params += [("step", s) for s in q.steps]
+        try:
+            data: Rows = request_json(
+                base, f"/v1/metrics/{urllib.parse.quote(q.metric)}?"
+                f"{urllib.parse.urlencode(params)}", token, timeout=timeout)
+        except AdminCallError as exc:
+            status = f"{exc.status} " if exc.status else ""
+            raise FetchError(f"{q.metric}: {status}{exc}") from None
+        return data
+
+    return fetch

@@ -229,7 +229,8 @@ def _redact(url: str) -> str:
 
 
 def _migrate(settings: Settings) -> int:
-    from quietly_collector.storage.store import Store, migrate
+    from quietly_collector.storage.migrations import migrate
+    from quietly_collector.storage.store import Store
 
     store = Store(settings)
     try:

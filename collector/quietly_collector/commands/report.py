@@ -39,9 +39,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
-    from quietly_collector.commands.client import collector_url
+    from quietly_collector.commands.client import collector_url, http_fetch
     from quietly_collector.insights.report import html, markdown
-    from quietly_collector.insights.report.fetch import FetchError, http_fetch, store_fetch
+    from quietly_collector.insights.report.fetch import FetchError, store_fetch
     from quietly_collector.insights.report.model import build
 
     try:

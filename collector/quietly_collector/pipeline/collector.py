@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from quietly_collector.access.credentials import Credentials, Pseudonymizer, load_credentials
+from aiohttp import web
+
+from quietly_collector.access.credentials import Credentials, load_credentials
 from quietly_collector.pipeline.admission import Slots
 from quietly_collector.pipeline.dedup import RecentIds, StoredLookup, split
 from quietly_collector.pipeline.process import (
@@ -24,6 +26,7 @@ from quietly_collector.pipeline.process import (
     process_events,
     rejected_lines,
 )
+from quietly_collector.pipeline.pseudonym import Pseudonymizer
 from quietly_collector.pipeline.ratelimit import RateLimiter
 from quietly_collector.settings import Settings
 from quietly_collector.spool.hooks import Hooks, count_rejections
@@ -39,13 +42,15 @@ from quietly_collector.spool.wal import (
     SpoolUnavailable,
 )
 from quietly_collector.spool.writer import Writer, line_event_id
+from quietly_collector.storage import audit
 from quietly_collector.storage.deletion import (
     DeletedInstalls,
     decode_requests,
     deleted_installs,
     event_of,
 )
-from quietly_collector.storage.maintenance import MaintenanceState
+from quietly_collector.storage.maintenance import GcReport, MaintenanceState, run_gc
+from quietly_collector.storage.migrations import migrate
 from quietly_collector.storage.store import StorageError, Store
 from quietly_schemas import Catalog, load_catalog
 
@@ -77,7 +82,7 @@ class Collector:
         self.catalog = catalog or load_catalog(settings.schema_dirs)
         self.credentials: Credentials = load_credentials(settings)
         self.counters: Counter[str] = Counter()
-        self.store = Store(settings)
+        self.store = Store(settings, prepare=migrate)
         self.spool = Spool(settings.spool_path, settings.spool_max_bytes,
                            settings.spool_segment_bytes)
         self.ctx = IngestContext(
@@ -189,6 +194,44 @@ class Collector:
     @property
     def storage_ok(self) -> bool:
         return self.writer is None or self.writer.stats.storage_ok
+
+    # -- maintenance ----------------------------------------------------------
+    async def maintain(self, actor: str, request_id: str = "") -> GcReport:
+        """One cycle (storage/maintenance.py), then its audit row. Shielded: a cancelled
+        caller (a client that hung up, shutdown) leaves the cycle to finish and release
+        the writer's lock."""
+        return await asyncio.shield(self._maintain(actor, request_id))
+
+    async def _maintain(self, actor: str, request_id: str) -> GcReport:
+        state, store, counters = self.maintenance, self.store, self.counters
+        try:
+            if self.writer is not None:
+                async with self.writer.lock:
+                    report = await asyncio.to_thread(run_gc, store)
+            else:
+                report = await asyncio.to_thread(run_gc, store)
+        except Exception as exc:
+            state.last_error = str(exc)[:500]
+            counters["gc_failures"] += 1
+            row = audit.entry(actor, "gc", {"error": audit.clean(str(exc), 500)}, request_id,
+                              "error")
+            try:
+                await asyncio.to_thread(audit.record, store, row)
+            except Exception:
+                log.exception("could not write the audit row of a failed maintenance cycle")
+            raise
+        state.runs += 1
+        state.last_at = datetime.now(UTC).isoformat()
+        state.last = report.as_json()
+        state.last_error = ""
+        counters["gc_runs"] += 1
+        counters["gc_rows_expired"] += sum(report.expired_rows.values())
+        counters["deletion_stray_rows_deleted"] += sum(report.stray_rows.values())
+        counters["gc_mutations_killed"] += report.mutations_killed
+        counters["gc_parts_compacted"] += sum(report.parts_compacted.values())
+        await asyncio.to_thread(audit.record, store, audit.entry(actor, "gc", state.last,
+                                                                 request_id))
+        return report
 
     # -- ingest ---------------------------------------------------------------
     async def ingest(self, body: bytes | bytearray, project: str) -> BatchResult:
@@ -324,4 +367,7 @@ class Collector:
         return events, deletions, gone
 
 
-__all__ = ["BatchError", "BatchResult", "Collector", "TooLarge"]
+# The running collector of an app (server/app.py sets it).
+COLLECTOR = web.AppKey("collector", Collector)
+
+__all__ = ["COLLECTOR", "BatchError", "BatchResult", "Collector", "TooLarge"]

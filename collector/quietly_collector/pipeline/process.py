@@ -16,9 +16,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from quietly_collector.access.credentials import Pseudonymizer
-from quietly_collector.receivers.body import utf8_error
+from quietly_collector.pipeline.pseudonym import Pseudonymizer
+from quietly_collector.pipeline.utf8 import utf8_error
 from quietly_collector.storage.deletion import DELETION_EVENT, DeletionRow, encode_request
+from quietly_collector.storage.rows import RejectedRow, Row
 from quietly_schemas import Catalog, EventSchema, scrub_counted
 from quietly_schemas.catalog import keyword_ok, version_ok
 
@@ -68,46 +69,6 @@ class _Envelopes(msgspec.Struct, kw_only=True, gc=False):
 
     events: list[EventIn]
 
-
-class Row(msgspec.Struct, array_like=True, gc=False):
-    """One row of the ``events`` table, in column order (JSONCompactEachRow)."""
-
-    event_id: uuid.UUID
-    project: str
-    event: str
-    version: int
-    install_hash: int
-    session_hash: int
-    ts: datetime
-    client_ts: datetime
-    sent_at: datetime | None
-    received_at: datetime
-    ts_source: str
-    app: str
-    app_version: str
-    os: str
-    os_version: str
-    locale: str
-    sdk: str
-    sdk_version: str
-    consent: str
-    props: msgspec.Raw
-
-
-class RejectedRow(msgspec.Struct, array_like=True, gc=False):
-    """One row of ``rejected_events``: the reason, never the payload."""
-
-    received_at: datetime
-    project: str
-    batch_index: int
-    event_id: str
-    event: str
-    version: int
-    reason: str
-
-
-EVENT_COLUMNS: tuple[str, ...] = Row.__struct_fields__
-REJECTED_COLUMNS: tuple[str, ...] = RejectedRow.__struct_fields__
 
 _batch_decoder = msgspec.json.Decoder(BatchIn)
 _envelopes_decoder = msgspec.json.Decoder(_Envelopes)

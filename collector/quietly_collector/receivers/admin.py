@@ -1,14 +1,13 @@
-"""HTTP handlers of the native API. Each answers JSON; errors carry an ``error`` reason.
+"""The admin API and the collector's own endpoints: health, readiness, the API
+description, SQL in the sandbox, counters, a maintenance cycle on demand.
 
-Who may call each is declared with ``@access`` and checked by the auth gate (auth.py)
-before the handler runs.
+Who may call each is declared with ``@access`` and checked by the auth gate
+(access/gate.py) before the handler runs. Each answers JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 from dataclasses import asdict
 from importlib import resources
@@ -17,12 +16,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR, REQUEST_ID
-from quietly_collector.access.gate import Level, access, principal
-from quietly_collector.insights import metrics
+from quietly_collector.access.appkeys import REQUEST_ID
+from quietly_collector.access.gate import Level, access
+from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.receivers.body import BodyError, read_body
 from quietly_collector.receivers.errors import error_body
-from quietly_collector.receivers.intake import RETRY_AFTER_SECONDS, admit_and_ingest, native, sender
+from quietly_collector.receivers.intake import RETRY_AFTER_SECONDS
 from quietly_collector.storage import audit
 from quietly_collector.storage.sandbox.runner import Busy, Refused, SqlError
 from quietly_collector.storage.store import StorageError
@@ -32,15 +31,6 @@ def _unavailable(reason: str) -> web.Response:
     resp = error_body(503, reason)
     resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return resp
-
-
-@access(Level.WRITE)
-async def post_batch(request: web.Request) -> web.Response:
-    project = sender(request, ("application/json",))
-    outcome = await admit_and_ingest(request, project, native, error_body)
-    if isinstance(outcome, web.Response):
-        return outcome
-    return web.json_response(outcome[0].as_json())
 
 
 @access(Level.PUBLIC)
@@ -160,36 +150,11 @@ async def get_stats(request: web.Request) -> web.Response:
     )
 
 
-@access(Level.READ)
-async def get_metrics_list(request: web.Request) -> web.Response:
-    return web.json_response([{"name": m.name, "meaning": m.meaning}
-                              for m in metrics.METRICS.values()])
-
-
-@access(Level.READ)
-async def get_metric(request: web.Request) -> web.Response:
-    """GET /v1/metrics/<name>?since=&until=&app=&step=&window=&format=json|csv"""
-    qs = request.query
-    fmt = qs.get("format", "json")
-    if fmt not in ("json", "csv"):
-        return error_body(400, f"format: expected json or csv, got {fmt[:20]!r}")
+@access(Level.ADMIN)
+async def post_gc(request: web.Request) -> web.Response:
+    """Run one maintenance cycle now (what ``quietly gc`` asks a running collector)."""
     try:
-        q = metrics.parse_query(
-            request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
-            qs.getall("step", []), qs.get("window"),
-        )
-    except metrics.MetricError as exc:
-        return error_body(400 if request.match_info["name"] in metrics.METRICS else 404, str(exc))
-    scope = principal(request).scope
-    try:
-        columns, rows = await asyncio.to_thread(
-            metrics.run, request.app[COLLECTOR].store, q, scope)
+        report = await request.app[COLLECTOR].maintain("admin", request[REQUEST_ID])
     except StorageError as exc:
-        return error_body(503, f"storage unavailable: {str(exc)[:500]}")
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(columns)
-        w.writerows(rows)
-        return web.Response(text=buf.getvalue(), content_type="text/csv")
-    return web.json_response(metrics.as_objects(columns, rows))
+        return error_body(503, f"maintenance failed: {str(exc)[:500]}")
+    return web.json_response(report.as_json())

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from quietly_collector.access.appkeys import REQUEST_ID
-from quietly_collector.selfobs.logs import REQUEST_ID as LOG_REQUEST_ID
+from quietly_collector.access.logcontext import REQUEST_ID as LOG_REQUEST_ID
 
 log = logging.getLogger("quietly.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

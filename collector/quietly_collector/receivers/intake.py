@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR, PRINCIPAL
-from quietly_collector.pipeline.collector import BatchResult, Collector, TooLarge
+from quietly_collector.access.appkeys import PRINCIPAL
+from quietly_collector.pipeline.collector import COLLECTOR, BatchResult, Collector, TooLarge
 from quietly_collector.pipeline.process import BatchError
 from quietly_collector.receivers.body import BodyError, read_body
 from quietly_collector.receivers.errors import error_body

@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from quietly_collector.access.appkeys import COLLECTOR
 from quietly_collector.access.gate import Level, access
+from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.pipeline.process import BatchError
 from quietly_collector.receivers.errors import error_body
 from quietly_collector.receivers.intake import (

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR
 from quietly_collector.access.gate import Level, access
-from quietly_collector.receivers.errors import error_body
-from quietly_collector.selfobs import logs, tracing
+from quietly_collector.access.logcontext import register_secrets
+from quietly_collector.pipeline.collector import COLLECTOR
+from quietly_collector.selfobs import tracing
 from quietly_collector.selfobs.selfmetrics import SelfMetrics
 
 SELF_METRICS = web.AppKey("self_metrics", SelfMetrics)
@@ -26,7 +26,7 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 def setup_telemetry(app: web.Application) -> None:
     collector = app[COLLECTOR]
     settings = collector.settings
-    logs.register_secrets(settings)
+    register_secrets(settings)
     readers = []
     traces: tracing.Tracing | None = None
     if settings.otlp_endpoint:
@@ -56,5 +56,5 @@ def setup_telemetry(app: web.Application) -> None:
 async def get_metrics(request: web.Request) -> web.Response:
     metrics = request.app.get(SELF_METRICS)
     if metrics is None:
-        return error_body(503, "self-metrics are not set up in this app")
+        raise web.HTTPServiceUnavailable(reason="self-metrics are not set up in this app")
     return web.Response(body=metrics.render(), headers={"Content-Type": PROMETHEUS_TEXT})

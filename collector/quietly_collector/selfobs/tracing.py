@@ -10,6 +10,7 @@ carries headers, query strings or bodies.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -21,8 +22,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from quietly_collector.receivers.errors import Handler
 from quietly_collector.selfobs.selfmetrics import resource
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _url(endpoint: str, signal: str) -> str:

@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import AUTH_FAILURES, COLLECTOR, KEYS_RELOAD, SETTINGS
+from quietly_collector.access.appkeys import AUTH_FAILURES, CREDENTIALS, KEYS_RELOAD, SETTINGS
 from quietly_collector.access.gate import gate
-from quietly_collector.access.throttle import AuthFailures, audit_failures
+from quietly_collector.access.throttle import AuthFailures
 from quietly_collector.insights.alerts import rules
 from quietly_collector.insights.alerts.scheduler import run_alerts
-from quietly_collector.pipeline.collector import Collector
+from quietly_collector.pipeline.collector import COLLECTOR, Collector
 from quietly_collector.receivers.errors import errors
 from quietly_collector.selfobs.http import setup_telemetry
 from quietly_collector.server.routes import setup_routes
-from quietly_collector.server.tasks import run_maintenance, watch_keys
+from quietly_collector.server.tasks import audit_failures, run_maintenance, watch_keys
 from quietly_collector.settings import Settings
 
 log = logging.getLogger("quietly")
@@ -50,6 +50,7 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[COLLECTOR] = collector or Collector(settings)
     app[KEYS_RELOAD] = asyncio.Event()
+    app[CREDENTIALS] = app[COLLECTOR].credentials
     app[AUTH_FAILURES] = AuthFailures(app[COLLECTOR].counters, settings.auth_failure_burst,
                                       settings.auth_failures_per_minute)
     # In this order: the tasks stop (reverse order) before the collector does.

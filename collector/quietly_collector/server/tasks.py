@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR, KEYS_RELOAD
+from quietly_collector.access.appkeys import AUTH_FAILURES, KEYS_RELOAD
 from quietly_collector.access.keyfile import KeysFileError
+from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage import audit
-from quietly_collector.storage.maintenance import maintain
+from quietly_collector.storage.store import StorageError
 
 log = logging.getLogger("quietly.tasks")
 KEYS_POLL_SECONDS = 1.0
@@ -31,7 +32,7 @@ async def run_maintenance(app: web.Application) -> AsyncIterator[None]:
             except TimeoutError:
                 pass
             try:
-                await maintain(collector, "system")
+                await collector.maintain("system")
             except Exception:
                 log.exception("maintenance cycle failed; next one in %ss", interval)
 
@@ -81,3 +82,34 @@ async def watch_keys(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+# At most one auth_failures audit row this often, while authentication fails.
+AUDIT_INTERVAL_S = 60.0
+
+
+async def audit_failures(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: one ``auth_failures`` audit row a minute while failures happen."""
+    collector = app[COLLECTOR]
+    failures = app[AUTH_FAILURES]
+
+    async def write() -> None:
+        detail = failures.summary()
+        if detail is None:
+            return
+        row = audit.entry("system", "auth_failures", detail)
+        try:
+            await asyncio.to_thread(audit.record, collector.store, row)
+        except StorageError:
+            collector.counters["audit_write_failures"] += 1
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(AUDIT_INTERVAL_S)
+            await write()
+
+    task = asyncio.create_task(loop(), name="quietly-auth-audit")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await write()

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from quietly_collector.pipeline.process import EVENT_COLUMNS, REJECTED_COLUMNS
 from quietly_collector.spool.hooks import Hooks
 from quietly_collector.spool.priority import EngineThreads, lower_this_thread
 from quietly_collector.spool.wal import (
@@ -47,6 +46,7 @@ from quietly_collector.storage.deletion import (
     deleted_installs,
     line_install,
 )
+from quietly_collector.storage.rows import EVENT_COLUMNS, REJECTED_COLUMNS
 from quietly_collector.storage.store import StorageError, Store
 
 log = logging.getLogger("quietly.writer")

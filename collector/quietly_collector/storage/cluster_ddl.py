@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from quietly_collector.settings import RETENTION_COLUMNS, Settings, retention_of
-from quietly_collector.storage.store import migration_files, split_statements, views_sql
+from quietly_collector.storage.migrations import migration_files, split_statements, views_sql
 
 # Written by the collector as a whole, small, not per install: one copy per node.
 GLOBAL_TABLES = frozenset({

@@ -25,20 +25,15 @@ It runs under the writer's lock, so no insert or deletion interleaves with it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from quietly_collector.storage import aggregates, audit
+from quietly_collector.storage import aggregates
 from quietly_collector.storage.deletion import RECEIPTS_TABLE, installs_where, per_install_tables
 from quietly_collector.storage.mutations import Targets, quote_ident, quote_str
 from quietly_collector.storage.store import Store
-
-if TYPE_CHECKING:
-    from quietly_collector.pipeline.collector import Collector
 
 log = logging.getLogger("quietly.maintenance")
 
@@ -161,41 +156,3 @@ class MaintenanceState:
     last_at: str = ""
     last: dict[str, Any] = field(default_factory=dict)
     last_error: str = ""
-
-
-async def maintain(collector: Collector, actor: str, request_id: str = "") -> GcReport:
-    """One cycle, then its audit row. Shielded: a cancelled caller (a client that hung
-    up, shutdown) leaves the cycle to finish and release the writer's lock."""
-    return await asyncio.shield(_maintain(collector, actor, request_id))
-
-
-async def _maintain(c: Collector, actor: str, request_id: str) -> GcReport:
-    state = c.maintenance
-    try:
-        if c.writer is not None:
-            async with c.writer.lock:
-                report = await asyncio.to_thread(run_gc, c.store)
-        else:
-            report = await asyncio.to_thread(run_gc, c.store)
-    except Exception as exc:
-        state.last_error = str(exc)[:500]
-        c.counters["gc_failures"] += 1
-        row = audit.entry(actor, "gc", {"error": audit.clean(str(exc), 500)}, request_id,
-                          "error")
-        try:
-            await asyncio.to_thread(audit.record, c.store, row)
-        except Exception:
-            log.exception("could not write the audit row of a failed maintenance cycle")
-        raise
-    state.runs += 1
-    state.last_at = datetime.now(UTC).isoformat()
-    state.last = report.as_json()
-    state.last_error = ""
-    c.counters["gc_runs"] += 1
-    c.counters["gc_rows_expired"] += sum(report.expired_rows.values())
-    c.counters["deletion_stray_rows_deleted"] += sum(report.stray_rows.values())
-    c.counters["gc_mutations_killed"] += report.mutations_killed
-    c.counters["gc_parts_compacted"] += sum(report.parts_compacted.values())
-    await asyncio.to_thread(audit.record, c.store, audit.entry(actor, "gc", state.last,
-                                                               request_id))
-    return report

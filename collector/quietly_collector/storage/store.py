@@ -12,9 +12,8 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -120,8 +119,12 @@ def _locked_elsewhere(path: Path) -> bool:
 
 
 class Store:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings,
+                 prepare: Callable[[Store, Settings], object] | None = None) -> None:
+        """``prepare``: run once connected, before anything is written (the collector
+        passes the migrations: storage/migrations.py)."""
         self.settings = settings
+        self._prepare = prepare
         self.database = database_of(settings)
         self._writer: Any = None
         self._reader: Any = None
@@ -144,10 +147,11 @@ class Store:
         return self._writer is not None
 
     def ensure_ready(self) -> None:
-        """Connect and migrate if not done yet (ClickHouse was down at start)."""
+        """Connect and prepare (migrate) if not done yet (ClickHouse was down at start)."""
         if self._writer is None:
             self.connect()
-            migrate(self, self.settings)
+            if self._prepare is not None:
+                self._prepare(self, self.settings)
 
     def connect(self) -> None:
         admin = make_client(self.settings, None)
@@ -281,67 +285,6 @@ class Store:
             {"since": since.replace(tzinfo=None), "limit": limit},
         )
         return [(uuid.UUID(str(r[0])), r[1]) for r in rows]
-
-
-# -- migrations ---------------------------------------------------------------
-_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-
-def migration_files() -> list[tuple[int, str, str]]:
-    """The numbered migrations (tables and materialized views), in order."""
-    root = resources.files("quietly_collector.storage") / "sql" / "migrations"
-    out = []
-    for entry in root.iterdir():
-        m = _MIGRATION_FILE.match(entry.name)
-        if m:
-            out.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(out)
-
-
-def views_sql() -> str:
-    """The one current definition of every metric view (CREATE OR REPLACE VIEW)."""
-    return (resources.files("quietly_collector.storage") / "sql" / "views.sql").read_text(
-        encoding="utf-8")
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split on ``;`` at line ends; comments are dropped (ClickHouse takes one statement
-    per request over HTTP)."""
-    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
-
-
-def migrate(store: Store, settings: Settings) -> list[str]:
-    """Apply every migration not yet recorded, then the metric views (views.sql), the
-    retention TTLs and the metric settings. Idempotent."""
-    store.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations"
-        " (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
-        " ENGINE = MergeTree ORDER BY version"
-    )
-    _, rows = store.query("SELECT version FROM schema_migrations")
-    done = {int(r[0]) for r in rows}
-    applied = []
-    for version, name, sql in migration_files():
-        if version in done:
-            continue
-        for stmt in split_statements(sql):
-            store.command(stmt.rstrip(";"))
-        store.command(
-            f"INSERT INTO schema_migrations (version, name) VALUES ({version}, '{name}')"
-        )
-        applied.append(name)
-    # Every time: a view's definition changes without a migration, and an old database
-    # gets the same views as a fresh one.
-    for stmt in split_statements(views_sql()):
-        store.command(stmt.rstrip(";"))
-    from quietly_collector.storage.retention import apply_retention
-
-    apply_retention(store, settings)
-    from quietly_collector.storage.metric_config import write_metric_settings
-
-    write_metric_settings(store, settings)
-    return applied
 
 
 def data_dir_lock_hint(path: Path) -> str:

@@ -18,10 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR
 from quietly_collector.insights.alerts import notify, state
 from quietly_collector.insights.alerts.evaluate import Observation, evaluate
 from quietly_collector.insights.alerts.rules import effective_rules
+from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.settings import AlertRule, Settings
 from quietly_collector.storage.store import Store
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from quietly_collector.insights.dashboard import charts
 from quietly_collector.insights.dashboard.layout import panel
 from quietly_collector.insights.dashboard.widgets import View, by_day, cards, points, ratio
+from quietly_collector.insights.render import charts
 from quietly_collector.insights.report import fmt
 from quietly_collector.insights.report.details import GRADE_ORDER, version_key
 from quietly_collector.insights.report.kpis import rows, summarize

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from html import escape
 
-from quietly_collector.insights.dashboard import charts
 from quietly_collector.insights.dashboard.layout import panel
 from quietly_collector.insights.dashboard.widgets import (
     View,
@@ -16,6 +15,7 @@ from quietly_collector.insights.dashboard.widgets import (
     points,
     ratio,
 )
+from quietly_collector.insights.render import charts
 from quietly_collector.insights.report.kpis import rows, summarize
 from quietly_collector.insights.report.periods import Window
 

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from quietly_collector.insights.dashboard.style import CSS
+from quietly_collector.insights.render.style import CSS
 
 PAGES = (("executive", "/dashboard", "Executive"),
          ("product", "/dashboard/product", "Product"),

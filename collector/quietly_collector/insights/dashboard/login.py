@@ -8,7 +8,7 @@ from html import escape
 from aiohttp import web
 
 from quietly_collector.access import session
-from quietly_collector.access.appkeys import AUTH_FAILURES, COLLECTOR
+from quietly_collector.access.appkeys import AUTH_FAILURES, CREDENTIALS, SETTINGS
 from quietly_collector.access.gate import LOGIN_PATH, Level, access, principal_for
 from quietly_collector.access.throttle import client_address
 from quietly_collector.insights.dashboard.layout import document, html_response
@@ -44,7 +44,7 @@ async def post_login(request: web.Request) -> web.StreamResponse:
         resp.headers["Retry-After"] = str(wait)
         return resp
     try:
-        async with asyncio.timeout(request.app[COLLECTOR].settings.body_timeout_s):
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
             form = await request.post()
     except TimeoutError:
         return html_response(_form("The form did not arrive in time."), 408)
@@ -54,7 +54,7 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     token = token.strip() if isinstance(token, str) else ""
     if not token:
         return html_response(_form("Enter the admin token or a read key."), 401)
-    who = principal_for(request.app[COLLECTOR].credentials.keys, token)
+    who = principal_for(request.app[CREDENTIALS].keys, token)
     if who is None:
         failures.failed(address, "unknown_key", request.path)
         return html_response(_form("Unknown admin token or read key."), 401)

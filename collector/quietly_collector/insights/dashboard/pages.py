@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from quietly_collector.access.appkeys import COLLECTOR, Principal
+from quietly_collector.access.appkeys import Principal
 from quietly_collector.access.gate import Level, access, principal
 from quietly_collector.insights.dashboard import alerts, engineering, executive, layout, product
 from quietly_collector.insights.dashboard.widgets import View
+from quietly_collector.insights.http import unavailable
 from quietly_collector.insights.report.fetch import store_fetch
 from quietly_collector.insights.report.periods import Window
-from quietly_collector.receivers.errors import error_body
+from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage.store import StorageError
 
 MAX_DAYS = 365
@@ -30,14 +31,14 @@ PAGES: dict[str, tuple[str, str, Body]] = {
 }
 
 
-def _params(request: web.Request) -> tuple[int, str] | web.Response:
+def _params(request: web.Request) -> tuple[int, str]:
     days_text = request.query.get("days", "30")
     if not re.fullmatch(r"[0-9]{1,3}", days_text) or not 1 <= int(days_text) <= MAX_DAYS:
-        return error_body(400, f"days: expected a whole number from 1 to {MAX_DAYS},"
-                               f" got {days_text!r}")
+        raise web.HTTPBadRequest(reason=f"days: expected a whole number from 1 to {MAX_DAYS},"
+                                        f" got {days_text[:20]!r}")
     app = request.query.get("app", "")
     if len(app) > 128:
-        return error_body(400, "app: at most 128 characters")
+        raise web.HTTPBadRequest(reason="app: at most 128 characters")
     return int(days_text), app
 
 
@@ -60,12 +61,10 @@ def handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
     @access(Level.READ, browser=True)
     async def page(request: web.Request) -> web.StreamResponse:
         params = _params(request)
-        if isinstance(params, web.Response):
-            return params
         try:
             text = await asyncio.to_thread(_render, name, params, request, principal(request))
         except StorageError as exc:
-            return error_body(503, f"storage unavailable: {str(exc)[:500]}")
+            raise unavailable(f"storage unavailable: {exc}") from None
         return layout.html_response(text)
 
     return page

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from html import escape
 
-from quietly_collector.insights.dashboard import charts
 from quietly_collector.insights.dashboard.layout import panel
 from quietly_collector.insights.dashboard.widgets import View, by_day, cards, column, points, ratio
+from quietly_collector.insights.render import charts
 from quietly_collector.insights.report import details, fmt
 from quietly_collector.insights.report.kpis import rows, summarize
 from quietly_collector.insights.report.periods import trailing

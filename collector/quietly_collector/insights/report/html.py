@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from quietly_collector.insights.dashboard import charts
-from quietly_collector.insights.dashboard.style import CSS
+from quietly_collector.insights.render import charts
+from quietly_collector.insights.render.style import CSS
 from quietly_collector.insights.report import fmt
 from quietly_collector.insights.report.markdown import TITLES
 from quietly_collector.insights.report.model import Report

@@ -1,0 +1,72 @@
+"""HTTP routes of the insights: the metrics API and one alert evaluation on demand.
+
+Who may call each is declared with ``@access``; errors are raised as aiohttp HTTP
+errors, which the errors middleware turns into ``{"error": reason}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+from aiohttp import web
+
+from quietly_collector.access.gate import Level, access, principal
+from quietly_collector.insights import metrics
+from quietly_collector.insights.alerts.scheduler import check
+from quietly_collector.pipeline.collector import COLLECTOR
+from quietly_collector.storage.store import StorageError
+
+
+def unavailable(message: str) -> web.HTTPServiceUnavailable:
+    """A 503 whose reason is one line (storage errors span several)."""
+    return web.HTTPServiceUnavailable(reason=" ".join(message.split())[:500])
+
+
+@access(Level.READ)
+async def get_metrics_list(request: web.Request) -> web.Response:
+    return web.json_response([{"name": m.name, "meaning": m.meaning}
+                              for m in metrics.METRICS.values()])
+
+
+@access(Level.READ)
+async def get_metric(request: web.Request) -> web.Response:
+    """GET /v1/metrics/<name>?since=&until=&app=&step=&window=&format=json|csv"""
+    qs = request.query
+    fmt = qs.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise web.HTTPBadRequest(reason=f"format: expected json or csv, got {fmt[:20]!r}")
+    try:
+        q = metrics.parse_query(
+            request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
+            qs.getall("step", []), qs.get("window"),
+        )
+    except metrics.MetricError as exc:
+        if request.match_info["name"] in metrics.METRICS:
+            raise web.HTTPBadRequest(reason=str(exc)) from None
+        raise web.HTTPNotFound(reason=str(exc)) from None
+    scope = principal(request).scope
+    try:
+        columns, rows = await asyncio.to_thread(
+            metrics.run, request.app[COLLECTOR].store, q, scope)
+    except StorageError as exc:
+        raise unavailable(f"storage unavailable: {exc}") from None
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(columns)
+        w.writerows(rows)
+        return web.Response(text=buf.getvalue(), content_type="text/csv")
+    return web.json_response(metrics.as_objects(columns, rows))
+
+
+@access(Level.ADMIN)
+async def post_check(request: web.Request) -> web.Response:
+    collector = request.app[COLLECTOR]
+    try:
+        results = await check(collector.store, collector.settings,
+                              counters=collector.counters)
+    except StorageError as exc:
+        raise unavailable(f"alerts not evaluated: {exc}") from None
+    return web.json_response({"alerts": [r.as_json() for r in results]})
