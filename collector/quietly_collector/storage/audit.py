@@ -63,4 +63,3 @@ def encode(rows: Sequence[AuditRow]) -> bytes:
 def record(store: Store, row: AuditRow) -> None:
     """Blocking; from a request handler (through a thread), on the reader's client."""
     store.append(AUDIT_TABLE, AUDIT_COLUMNS, encode([row]))
-from quietly_collector.commands import client  # noqa: F401  throwaway: an upward import
