@@ -45,7 +45,11 @@ async def no_sleep(seconds: float) -> None:
 
 async def run(server: Running, settings: Settings, when: datetime) -> dict[str, Result]:
     results = await check(server.store, settings, now=when, sleep=no_sleep)
-    return {f"{r.state.rule} {r.state.scope}": r for r in results}
+    # Every scope names its project first (alerts are per project); the tests' data is
+    # all project proj's (tests/alert_data.py sends it with its write key).
+    assert all(r.state.scope.startswith("project=proj app=") for r in results)
+    return {f"{r.state.rule} {r.state.scope.removeprefix('project=proj ')}": r
+            for r in results}
 
 
 def states(results: dict[str, Result]) -> dict[str, str]:
@@ -82,10 +86,11 @@ async def test_crash_rate_and_errors_per_session(server: Running, settings: Sett
     msg = next(m for m in receiver.got if m["rule"] == "crash_rate")
     assert msg["severity"] == "critical" and msg["value"] == pytest.approx(0.03)
     assert msg["threshold"] == 0.01 and msg["window"] == YESTERDAY.isoformat()
-    assert f"quietly query crash_rate --app crashy --since {YESTERDAY}" in msg["text"]
+    assert (f"quietly query crash_rate --project proj --app crashy --since {YESTERDAY}"
+            in msg["text"])
     assert "value 0.03" in msg["text"] and "threshold 0.01" in msg["text"]
     assert msg["link"].endswith(f"/v1/metrics/crash_rate?since={YESTERDAY}&until={YESTERDAY}"
-                                "&app=crashy")
+                                "&app=crashy&project=proj")
 
     fired = await _firing(server)
     assert [(f.rule, f.app, f.severity) for f in fired] == [
@@ -109,7 +114,8 @@ async def test_crash_rate_and_errors_per_session(server: Running, settings: Sett
         ("errors_per_session", "app=noisy", "resolved")]
     assert await _firing(server) == []
     history = server.rows("SELECT from_state, to_state FROM alert_history"
-                          " WHERE rule = 'crash_rate' AND scope = 'app=crashy' ORDER BY at")
+                          " WHERE rule = 'crash_rate' AND scope = 'project=proj app=crashy'"
+                          " ORDER BY at")
     assert [tuple(r) for r in history] == [("ok", "pending"), ("pending", "firing"),
                                            ("firing", "resolved"), ("resolved", "ok")]
 
@@ -245,3 +251,25 @@ async def test_churn(server: Running, settings: Settings,
     assert got["churn app=leaky"].state.state == "resolved"
     assert receiver.kinds() == [("churn", "app=leaky", "firing"),
                                 ("churn", "app=leaky", "resolved")]
+
+
+async def test_another_projects_events_neither_hide_nor_fire_a_projects_alert(
+    server: Running, settings: Settings, receiver: Receiver,  # noqa: F811
+) -> None:
+    """App names are whatever a client sends: project other's write key (public, in its
+    app) sending clean sessions as app "crashy" must not resolve proj's crash alert,
+    and its crashes must not fire one for proj."""
+    from tests.helpers import OTHER_KEY, body, headers
+
+    s = only(settings, "crash_rate")
+    await d.send(server, d.sessions("crashy", YESTERDAY, 200, crashed=6))  # proj: 3%
+    clean = d.sessions("crashy", YESTERDAY, 3000, crashed=0)
+    for i in range(0, len(clean), 500):
+        status, _ = await server.post("/v1/batch", body(clean[i:i + 500]), headers(OTHER_KEY))
+        assert status == 200
+    await server.settle(60)
+    results = await check(server.store, s, now=at(YESTERDAY, 12), sleep=no_sleep)
+    by_scope = {r.state.scope: r.state for r in results}
+    assert by_scope["project=proj app=crashy"].state == "pending"
+    assert by_scope["project=proj app=crashy"].value == pytest.approx(0.03)
+    assert by_scope["project=other app=crashy"].state == "ok"

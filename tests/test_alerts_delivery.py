@@ -47,8 +47,8 @@ async def test_alerts_check_asks_the_collector_and_fails_on_a_critical_alert(
     argv = ["alerts", "check", "--url", server.url, "--admin-token", ADMIN_TOKEN]
     assert await asyncio.to_thread(cli.main, argv) == 1
     out = capsys.readouterr().out
-    assert "FIRING   [critical] dau_drop app=shrinking: value -50," in out
-    assert "quietly query dau --app shrinking" in out
+    assert "FIRING   [critical] dau_drop project=proj app=shrinking: value -50," in out
+    assert "quietly query dau --project proj --app shrinking" in out
     assert "stable" not in out and "small" not in out
     assert receiver.kinds() == [("dau_drop", "app=shrinking", "firing")]
 
@@ -56,7 +56,7 @@ async def test_alerts_check_asks_the_collector_and_fails_on_a_critical_alert(
     await d.send(server, d.active("shrinking", days[:7], 10, first=10))
     assert await asyncio.to_thread(cli.main, [*argv, "--format", "json"]) == 0
     alerts = json.loads(capsys.readouterr().out)
-    dau = next(a for a in alerts if a["scope"] == "app=shrinking")
+    dau = next(a for a in alerts if a["scope"] == "project=proj app=shrinking")
     assert (dau["state"], dau["previous_state"], dau["value"]) == ("resolved", "firing", 0)
     assert receiver.kinds()[1:] == [("dau_drop", "app=shrinking", "resolved")]
     # Write keys cannot trigger it.

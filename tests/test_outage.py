@@ -67,6 +67,7 @@ async def test_an_outage_under_load_fills_refuses_and_drains(
     tmp_path: Path, chdb_path: Path
 ) -> None:
     settings = make_settings(tmp_path, chdb_path, spool_max_bytes=3_000_000,
+                             spool_project_share_pct=100,  # one project: the whole spool
                              dedup_memory_ids=5_000)
     server = await start(settings)
     collector = server.collector

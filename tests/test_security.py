@@ -303,13 +303,16 @@ async def test_failed_authentication_is_counted_throttled_and_audited(
         for i in range(5):
             status, _ = await server.post("/v1/batch", body([event()]), headers(f"guess-{i:016d}"))
             assert status == 401
-        status, _ = await _get(server, "/v1/stats", "wrong-admin-token-000000")
-        assert status == 429
         async with server.session.get(server.url + "/v1/stats", headers={
-                "Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
-            # Past the burst the address waits, whatever it sends: no answer tells a
-            # guess from a hit.
+                "Authorization": "Bearer wrong-admin-token-000000"}) as resp:
+            # Past the burst, the address's wrong credentials wait...
             assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+        status, _ = await server.post("/v1/batch", body([event()]), headers("guess-x" * 3))
+        assert status == 429
+        # ...and its right ones do not: clients behind one NAT or proxy share it.
+        assert (await _get(server, "/v1/stats"))[0] == 200
+        status, _ = await server.post("/v1/batch", body([event()]), headers(OTHER_KEY))
+        assert status == 200
         # Public routes stay open to it.
         assert (await _get(server, "/healthz", None))[0] == 200
         failures = server.app[authfail_key()]
@@ -367,3 +370,130 @@ async def test_a_route_that_declares_nothing_is_refused(
                     assert "declares no access" in (await resp.json())["error"]
     finally:
         await runner.cleanup()
+
+
+# -- the second hostile review ----------------------------------------------------------
+
+async def test_the_login_form_reads_a_few_kib_at_most(server: Running) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+    writer.write(b"POST /dashboard/login HTTP/1.1\r\nHost: x\r\nContent-Type:"
+                 b" application/x-www-form-urlencoded\r\nContent-Length: 2097152\r\n\r\ntoken=")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(200), 5)
+    assert head.startswith(b"HTTP/1.1 413"), head  # refused on the declared length
+    writer.close()
+    async with server.session.post(server.url + "/dashboard/login",
+                                   data={"token": "x" * 10_000}) as resp:
+        assert resp.status == 413
+
+
+async def test_a_connection_that_never_reads_its_answers_is_closed(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    import socket
+
+    server = await start(make_settings(tmp_path, chdb_path, write_timeout_s=1))
+    try:
+        sock = socket.create_connection(("127.0.0.1", _port(server)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+        loop = asyncio.get_running_loop()
+        for _ in range(100):  # pipelined, and never read
+            await loop.sock_sendall(sock, request)
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and not server.collector.counters[
+                "connections_closed_unread"]:
+            await asyncio.sleep(0.2)
+        assert server.collector.counters["connections_closed_unread"] == 1
+        sock.close()
+    finally:
+        await stop(server)
+
+
+async def test_an_address_holds_at_most_its_share_of_connections(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    server = await start(make_settings(tmp_path, chdb_path, max_connections_per_address=5))
+    try:
+        conns = [await asyncio.open_connection("127.0.0.1", _port(server)) for _ in range(9)]
+        await asyncio.sleep(1.2)
+        assert server.collector.counters["connections_closed_address_cap"] == 4
+        assert (await _get(server, "/healthz", None))[0] == 200  # a tenth connection: over
+        for _, w in conns:
+            w.close()
+    finally:
+        await stop(server)
+
+
+async def test_readiness_does_not_wait_behind_a_slow_metrics_query(server: Running) -> None:
+    store = server.store
+    slow = asyncio.create_task(asyncio.to_thread(
+        store.query, "SELECT count() FROM numbers(600000000) WHERE sleepEachRow(0) = 0"))
+    await asyncio.sleep(0.3)
+    t = time.monotonic()
+    status, _ = await _get(server, "/readyz", None)
+    assert status == 200 and time.monotonic() - t < 1.0
+    await asyncio.gather(slow, return_exceptions=True)
+
+
+async def test_a_read_key_runs_one_metrics_query_at_a_time(tmp_path: Path,
+                                                           chdb_path: Path) -> None:
+    from quietly_collector.insights.http import READING
+
+    read_key = "security-read-key-0123456789"
+    server = await start(make_settings(tmp_path, chdb_path, read_keys={"proj": read_key}))
+    try:
+        server.app[READING]["proj"] = 1  # one of the project's queries is running
+        status, text = await _get(server, "/v1/metrics/dau", read_key)
+        assert status == 429 and "metrics query running" in text
+        assert (await _get(server, "/v1/metrics/dau"))[0] == 200  # the admin is not held
+        del server.app[READING]["proj"]
+        assert (await _get(server, "/v1/metrics/dau", read_key))[0] == 200
+        status, text = await _get(server, "/v1/metrics/dau?project=other", read_key)
+        assert status == 403
+        status, text = await _get(server, "/v1/metrics/dau?since=2000-01-01")
+        assert status == 400 and "3660 days" in text
+    finally:
+        await stop(server)
+
+
+async def test_a_credential_that_is_not_utf8_is_an_unknown_key(
+    server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(server))
+    writer.write(b"GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xe9\xff\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(100), 5)
+    assert head.startswith(b"HTTP/1.1 401"), head
+    writer.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_one_projects_backlog_leaves_the_others_room_in_the_spool(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    settings = make_settings(tmp_path, chdb_path, spool_max_bytes=200_000,
+                             spool_project_share_pct=50)
+    server = await start(settings)
+    try:
+        server.store.command("DETACH TABLE events")  # storage refuses: the spool fills
+        refused = None
+        for _ in range(200):
+            batch = body([event() for _ in range(20)])
+            status, result = await server.post("/v1/batch", batch, headers())
+            if status != 200:
+                refused = status, result
+                break
+        assert refused is not None and refused[0] == 503
+        assert "spool_project_share_pct" in refused[1]["error"]
+        assert server.collector.spool.pending_bytes <= 100_000 + 20_000
+        status, result = await server.post("/v1/batch", body([event() for _ in range(20)]),
+                                           headers(OTHER_KEY))
+        assert status == 200 and result["accepted"] == 20
+        server.store.command("ATTACH TABLE events")
+        await server.settle(30)
+        assert server.rows("SELECT project, count() > 0 FROM events GROUP BY project"
+                           " ORDER BY project") == [("other", 1), ("proj", 1)]
+    finally:
+        await stop(server)

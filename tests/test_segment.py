@@ -22,7 +22,7 @@ from segment.analytics import Client
 from segment.analytics.request import APIError
 from segment.analytics.version import VERSION
 
-from quietly_collector.receivers.intake import ForeignIds
+from quietly_collector.pipeline.foreign import ForeignIds
 from tests.conftest import make_settings
 from tests.helpers import WRITE_KEY, now, rfc3339
 from tests.sdk.conftest import ThreadedCollector
@@ -92,7 +92,10 @@ def test_track_calls_from_the_real_client_are_stored_like_native_events(
                           " sdk, sdk_version, props, install_hash FROM events ORDER BY event")
     assert [r[1] for r in rows] == ["crash", "feature_used", "screen_viewed"]
     crash, feature, screen = rows
-    assert str(feature[0]) == good
+    # messageId, keyed with the secret and the project (a UUID too): stable for resends.
+    assert collector.running is not None
+    assert str(feature[0]) == ForeignIds(
+        collector.running.collector.credentials.pseudonym_secret, "proj").event(good)
     assert feature[2:9] == ("My_App", "2.0.1", "Mac_OS_X", "14.1", "en-US", "analytics-python",
                             VERSION)
     assert json.loads(feature[9]) == {"feature": "debugging", "duration_ms": 5, "success": True}
@@ -131,8 +134,11 @@ def test_clock_skew_is_corrected_from_sent_at(collector: ThreadedCollector) -> N
         "timestamp": rfc3339(client_now - timedelta(seconds=10)),
         "anonymousId": "device-3", "properties": {"job": "sync", "success": True}}]}
     assert _post(collector, body, _basic(WRITE_KEY)) == (200, {"success": True})
+    assert collector.running is not None
+    stored = ForeignIds(collector.running.collector.credentials.pseudonym_secret,
+                        "proj").event(mid)
     ts, client_ts, source = collector.rows(
-        f"SELECT ts, client_ts, ts_source FROM events WHERE event_id = '{mid}'")[0]
+        f"SELECT ts, client_ts, ts_source FROM events WHERE event_id = '{stored}'")[0]
     assert source == "sent_at_skew"
     assert abs((now() - timedelta(seconds=10)).timestamp() - ts.timestamp()) < 5
     assert abs(client_ts.timestamp() - (client_now - timedelta(seconds=10)).timestamp()) < 0.01

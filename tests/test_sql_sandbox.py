@@ -61,6 +61,14 @@ REFUSED = [
     # Outside the database, also hidden in expressions, subqueries, CTEs and unions.
     ("SELECT query FROM system.query_log", "system.query_log"),
     ("SELECT * FROM system.processes", "system.processes"),
+    ("SELECT path FROM system.parts", "system.parts"),
+    ("SELECT data_path FROM system.databases", "system.databases"),
+    ("SELECT inIgnoreSet(1, system.settings)", "system.settings"),
+    ("SELECT globalNotInIgnoreSet(1, system.query_log)", "system.query_log"),
+    ("SELECT arrayReduce('stochasticLinearRegression', [1.0], [2.0])",
+     "stochasticLinearRegression()"),
+    ("SELECT initializeAggregation('naiveBayesClassifier', 1)", "naiveBayesClassifier()"),
+    ("SELECT arrayReduce(concat('fi', 'le'), ['/etc/passwd'])", "string literal"),
     ("SELECT * FROM default.anything", "default.anything"),
     ("SELECT * FROM INFORMATION_SCHEMA.TABLES", "INFORMATION_SCHEMA.TABLES"),
     ("SELECT 1 WHERE 'x' IN system.query_log", "system.query_log"),
@@ -119,6 +127,7 @@ ANSWERED = [
     "SELECT count() FROM events -- a trailing comment",
     "SELECT 'файл', 'Ünïcödé' AS `café`",
     "SELECT * FROM quietly_sandbox_db_placeholder.events",
+    "SELECT arrayReduce('sumIf', [1, 2], [1, 0]), arrayReduce('quantile(0.5)', [1, 2, 3])",
 ]
 
 
@@ -224,3 +233,63 @@ def test_limits_hold_and_no_query_can_lift_them(tmp_path: Path, chdb_path: Path)
         assert len(store.query("SELECT number FROM numbers(11)")[1]) == 11
     finally:
         store.close()
+
+
+def test_an_answer_that_failed_part_way_never_reaches_the_next_query(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    """A query whose first block is sent before its second breaks a limit leaves that
+    block in chdb's connection: it must reach neither the parser (a forged tree that
+    would let file() through) nor the next engineer's answer."""
+    import json as _json
+
+    from tests.conftest import make_settings
+
+    store = Store(make_settings(tmp_path, chdb_path, sql_max_result_rows=1000))
+    store.connect()
+    try:
+        forged = _json.dumps(_tree(store, "SELECT 1"))
+        prime = (f"SELECT x FROM (SELECT '{forged}' AS x, 0 AS k UNION ALL SELECT"
+                 " toString(number), 1 FROM numbers(300000)) ORDER BY k")
+        for _ in range(3):
+            with pytest.raises(SqlError):
+                store.sandbox.query(prime)
+            with pytest.raises(Refused, match="file"):
+                store.sandbox.query("SELECT file('/etc/hostname')")
+            assert store.sandbox.query("SELECT 'mine' AS x")[1] == [("mine",)]
+    finally:
+        store.close()
+
+
+def _tree(store: Store, sql: str) -> Any:
+    import json as _json
+
+    _, rows = store.query("SELECT parseQueryToJSON({q:String})", {"q": sql})
+    return _json.loads(rows[0][0])
+
+
+def test_a_union_cannot_pass_the_row_or_byte_limit(tmp_path: Path, chdb_path: Path) -> None:
+    from tests.conftest import make_settings
+
+    store = Store(make_settings(tmp_path, chdb_path, sql_max_result_rows=1000,
+                                sql_max_result_bytes=1 << 20))
+    store.connect()
+    try:
+        with pytest.raises(SqlError, match="more than 1000 rows"):
+            store.sandbox.query("SELECT toUInt64(1) UNION ALL SELECT number FROM numbers(300000)")
+        with pytest.raises(SqlError, match="sql_max_result_bytes"):
+            store.sandbox.query("SELECT repeat('x', 100000) FROM numbers(20)"
+                                " UNION ALL SELECT 'y'")
+        assert len(store.sandbox.query("SELECT number FROM numbers(1000)")[1]) == 1000
+    finally:
+        store.close()
+
+
+def test_the_collectors_reader_recovers_from_a_query_that_failed_part_way(
+    single: Store,
+) -> None:
+    from quietly_collector.storage.store import StorageError
+
+    with pytest.raises(StorageError, match="boom"):
+        single.query("SELECT throwIf(number = 200000, 'boom') FROM numbers(300000)")
+    assert single.query("SELECT 'real'")[1] == [("real",)]

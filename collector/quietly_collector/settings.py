@@ -100,6 +100,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     spool_dir: str = ""
     spool_max_bytes: int = 1 << 30
     spool_segment_bytes: int = 64 << 20
+    # The most of spool_max_bytes one project's backlog may take (pipeline/spoolshare.py);
+    # 100 turns it off.
+    spool_project_share_pct: int = 75
     max_event_bytes: int = 32 << 10
     max_batch_bytes: int = 2 << 20
     max_decompressed_bytes: int = 8 << 20
@@ -110,16 +113,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # project: one project's clients can never take every slot.
     body_timeout_s: int = 10
     keepalive_timeout_s: int = 15
+    # A connection whose answers wait unread this long is closed; an address may hold
+    # this many connections (0: no cap; raise it behind a proxy). server/connections.py
+    write_timeout_s: int = 30
+    max_connections_per_address: int = 512
     max_batches_in_flight: int = 64
     max_batches_in_flight_per_project: int = 48
     # Failed authentication: each client address may fail this many times in a burst,
     # then this many times a minute; past that its requests get 429 (0: no throttle).
     auth_failure_burst: int = 20
     auth_failures_per_minute: int = 60
+    # Each of the collector's own reads (metrics, dashboard, reports, alerts) at most.
+    query_max_execution_s: int = 60
     # The SQL sandbox (POST /v1/sql, quietly sql): per query, and queries at once.
     sql_max_execution_s: int = 30
     sql_max_result_rows: int = 100_000
-    sql_max_memory_bytes: int = 2 << 30
+    sql_max_memory_bytes: int = 512 << 20
+    sql_max_result_bytes: int = 64 << 20
     sql_max_query_bytes: int = 64 << 10
     sql_max_concurrency: int = 2
     # Each insert has a fixed cost (on 2 cores about 50 ms for one row: nine views, a
@@ -355,6 +365,8 @@ def _check(s: Settings) -> None:
         "sql_max_execution_s",
         "sql_max_result_rows",
         "sql_max_memory_bytes",
+        "sql_max_result_bytes",
+        "query_max_execution_s",
         "sql_max_query_bytes",
         "sql_max_concurrency",
     ):
@@ -392,9 +404,12 @@ def _check(s: Settings) -> None:
         raise SettingsError("otlp_endpoint: expected an http(s) URL such as http://host:4318")
     for name in ("rate_limit_events_per_s", "maintenance_interval_s", "retention_days",
                  "rejected_retention_days", "aggregate_retention_days", "dedup_filter_mb",
-                 "flush_idle_ms", "auth_failures_per_minute"):
+                 "flush_idle_ms", "auth_failures_per_minute", "write_timeout_s",
+                 "max_connections_per_address"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{name}: cannot be negative")
+    if not 1 <= s.spool_project_share_pct <= 100:
+        raise SettingsError("spool_project_share_pct: must be 1-100 (100 turns it off)")
     if not 0 <= s.storage_nice <= 19:
         raise SettingsError("storage_nice: must be 0-19 (0 turns it off)")
     if s.rate_limit_burst <= 0:

@@ -117,12 +117,6 @@ def authenticate(request: web.Request, decl: Declared) -> Principal:
         return Principal("anonymous")
     failures = request.app[AUTH_FAILURES]
     address = client_address(request)
-    wait = failures.blocked(address)
-    if wait:
-        failures.count("throttled", request.path)
-        raise web.HTTPTooManyRequests(
-            reason="too many failed authentication attempts from this address; retry after"
-                   " Retry-After", headers={"Retry-After": str(wait)})
     if decl.browser:
         from quietly_collector.access.session import session_principal
 
@@ -132,7 +126,7 @@ def authenticate(request: web.Request, decl: Declared) -> Principal:
         if found == "expired_cookie":
             failures.count(found, request.path)
         elif found is not None:
-            failures.failed(address, found, request.path)  # a forged cookie: a guess
+            _guess(failures, address, "bad_cookie", request.path)  # a forged cookie
         if "Authorization" not in request.headers and "text/html" in request.headers.get(
                 "Accept", ""):
             raise web.HTTPSeeOther(LOGIN_PATH)
@@ -142,7 +136,7 @@ def authenticate(request: web.Request, decl: Declared) -> Principal:
         raise _unauthorized(decl, _missing(decl))
     principal = principal_for(request.app[CREDENTIALS].keys, key)
     if principal is None:
-        failures.failed(address, "unknown_key", request.path)
+        _guess(failures, address, "unknown_key", request.path)
         raise _unauthorized(decl, "unknown write key" if level is Level.WRITE
                             else "unknown key or token")
     if level is Level.WRITE and principal.kind != "write":
@@ -154,6 +148,19 @@ def authenticate(request: web.Request, decl: Declared) -> Principal:
         failures.count("forbidden", request.path)
         raise web.HTTPForbidden(reason=refusal)
     return principal
+
+
+def _guess(failures: Any, address: str, reason: str, path: str) -> None:
+    """A wrong credential: 429 once the address has used its budget of them, else
+    counted against it (the caller answers 401). A right credential is never refused
+    for its address: clients behind one NAT or proxy share it."""
+    wait = failures.blocked(address)
+    if wait:
+        failures.count("throttled", path)
+        raise web.HTTPTooManyRequests(
+            reason="too many failed authentication attempts from this address; retry after"
+                   " Retry-After", headers={"Retry-After": str(wait)})
+    failures.failed(address, reason, path)
 
 
 def principal_for(keys: Any, key: str) -> Principal | None:

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 
 def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8")).digest()
+    # surrogateescape: a header's bytes that are not UTF-8 reach here as lone
+    # surrogates; they hash (and match nothing) instead of raising.
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
 
 
 @dataclass

@@ -62,7 +62,9 @@ class AuthFailures:
     def count(self, reason: str, path: str) -> None:
         self.counters[FAILURE_PREFIX + reason] += 1
         self._interval[reason] += 1
-        self._routes[path[:64]] += 1
+        # At most a few hundred distinct paths a minute are kept: the rest count as one.
+        key = path[:64] if path in self._routes or len(self._routes) < 256 else "(other)"
+        self._routes[key] += 1
 
     def failed(self, address: str, reason: str, path: str) -> None:
         """A wrong credential: counted, and one failure taken from the address's budget."""

@@ -35,6 +35,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--since", help="first day, YYYY-MM-DD (default: 29 days before --until)")
     p.add_argument("--until", help="last day, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--app", help="only this app (default: every app, one row per app)")
+    p.add_argument("--project", help="only this project's rows (default: every project;"
+                   " a read key reads its own)")
     p.add_argument("--window", help="funnel window: seconds, or 30m, 2h, 7d (default 1d)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
@@ -61,7 +63,7 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
         store = Store(settings)
         try:
             store.connect()
-            columns, rows = run(store, q)
+            columns, rows = run(store, q, args.project or None)
         except Exception as exc:
             print(f"quietly: {exc}", file=sys.stderr)
             return 1
@@ -87,6 +89,8 @@ def _over_http(
     params: list[tuple[str, str]] = [("since", since), ("until", until)]
     if args.app:
         params.append(("app", args.app))
+    if args.project:
+        params.append(("project", args.project))
     if args.window:
         params.append(("window", args.window))
     params += [("step", s) for s in args.steps]

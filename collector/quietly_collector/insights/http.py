@@ -7,8 +7,11 @@ errors, which the errors middleware turns into ``{"error": reason}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+from collections import Counter
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -17,6 +20,33 @@ from quietly_collector.insights import metrics
 from quietly_collector.insights.alerts.scheduler import check
 from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage.store import StorageError
+
+# Metric queries and dashboard pages of one read key's project at once: a project's
+# slow queries take at most this many of the store's readers (storage/store.py).
+READS_PER_PROJECT = 1
+READING = web.AppKey("reading", Counter)
+
+
+@contextlib.contextmanager
+def project_read(request: web.Request) -> Iterator[None]:
+    """A slot for a read key's query; 429 while its project has one running. Admin
+    reads are not counted."""
+    scope = principal(request).scope
+    if scope is None:
+        yield
+        return
+    reading = request.app[READING]
+    if reading[scope] >= READS_PER_PROJECT:
+        raise web.HTTPTooManyRequests(
+            reason=f"project {scope!r} has a metrics query running; retry when it is done",
+            headers={"Retry-After": "1"})
+    reading[scope] += 1
+    try:
+        yield
+    finally:
+        reading[scope] -= 1
+        if not reading[scope]:
+            del reading[scope]
 
 
 def unavailable(message: str) -> web.HTTPServiceUnavailable:
@@ -32,7 +62,7 @@ async def get_metrics_list(request: web.Request) -> web.Response:
 
 @access(Level.READ)
 async def get_metric(request: web.Request) -> web.Response:
-    """GET /v1/metrics/<name>?since=&until=&app=&step=&window=&format=json|csv"""
+    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&format=json|csv"""
     qs = request.query
     fmt = qs.get("format", "json")
     if fmt not in ("json", "csv"):
@@ -47,9 +77,17 @@ async def get_metric(request: web.Request) -> web.Response:
             raise web.HTTPBadRequest(reason=str(exc)) from None
         raise web.HTTPNotFound(reason=str(exc)) from None
     scope = principal(request).scope
+    project = qs.get("project")
+    if project is not None:
+        if len(project) > 128:
+            raise web.HTTPBadRequest(reason="project: at most 128 characters")
+        if scope is not None and project != scope:
+            raise web.HTTPForbidden(reason="a read key reads its own project only")
+        scope = project
     try:
-        columns, rows = await asyncio.to_thread(
-            metrics.run, request.app[COLLECTOR].store, q, scope)
+        with project_read(request):
+            columns, rows = await asyncio.to_thread(
+                metrics.run, request.app[COLLECTOR].store, q, scope)
     except StorageError as exc:
         raise unavailable(f"storage unavailable: {exc}") from None
     if fmt == "csv":

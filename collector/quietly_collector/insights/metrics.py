@@ -54,6 +54,8 @@ DEFAULT_DAYS = 30
 # product team reads, and bounds the number before it reaches the engine.
 MAX_FUNNEL_STEPS = 32
 MAX_WINDOW_S = 366 * 86_400
+# Ten years of days at most: a wider range reads everything and says nothing more.
+MAX_RANGE_DAYS = 3660
 _STEP = re.compile(r"^([A-Za-z0-9_]{1,64})(?::([A-Za-z0-9_]{1,64})=(.{1,128}))?$")
 
 
@@ -86,6 +88,9 @@ def parse_query(
     start = _date(since, "since") if since is not None else end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise MetricError(f"since ({start}) is after until ({end})")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise MetricError(f"since..until: at most {MAX_RANGE_DAYS} days, got"
+                          f" {(end - start).days + 1}")
     for s in steps:
         # fullmatch: "$" alone would let a trailing newline through.
         if not _STEP.fullmatch(s):

@@ -28,6 +28,7 @@ from quietly_collector.pipeline.process import (
 )
 from quietly_collector.pipeline.pseudonym import Pseudonymizer
 from quietly_collector.pipeline.ratelimit import RateLimiter
+from quietly_collector.pipeline.spoolshare import ShareFull, SpoolShare
 from quietly_collector.settings import Settings
 from quietly_collector.spool.hooks import Hooks, count_rejections
 from quietly_collector.spool.priority import EngineThreads
@@ -99,6 +100,7 @@ class Collector:
         # Ids of batches not yet acknowledged, each with a future set once it is decided.
         self._inflight: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.share = SpoolShare(settings.spool_max_bytes, settings.spool_project_share_pct)
         self.slots = Slots(settings.max_batches_in_flight,
                            settings.max_batches_in_flight_per_project)
         self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
@@ -310,14 +312,18 @@ class Collector:
             records.append((KIND_REJECTED, len(lines), b"".join(ln + b"\n" for ln in lines)))
         if records:
             try:
+                nbytes = sum(len(p) for _, _, p in records)
+                self.share.check(project, nbytes, self.spool.checkpoint)
                 pos = self.spool.append(records)
+                self.share.added(project, pos, nbytes)
                 self.deleted.hashes.update((project, c.install_hash) for c in deletions)
                 waited = time.perf_counter()
                 await self.spool.wait_durable(pos)
                 self.hooks.queue_wait(time.perf_counter() - waited, "fsync")
             except (SpoolFull, SpoolUnavailable) as exc:
                 # What the clients see as 503s, counted the same way: whole batches.
-                why = "spool_full" if isinstance(exc, SpoolFull) else "disk"
+                why = ("spool_share" if isinstance(exc, ShareFull) else
+                       "spool_full" if isinstance(exc, SpoolFull) else "disk")
                 self.counters[f"requests_refused_{why}"] += 1
                 self.counters[f"events_refused_{why}"] += sent
                 raise

@@ -18,8 +18,8 @@ from aiohttp import web
 
 from quietly_collector.access.appkeys import REQUEST_ID
 from quietly_collector.access.gate import Level, access
+from quietly_collector.pipeline.body import BodyError, read_body
 from quietly_collector.pipeline.collector import COLLECTOR
-from quietly_collector.receivers.body import BodyError, read_body
 from quietly_collector.receivers.errors import error_body
 from quietly_collector.receivers.intake import RETRY_AFTER_SECONDS
 from quietly_collector.storage import audit

@@ -29,10 +29,10 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from quietly_collector.access.gate import Level, access
 from quietly_collector.pipeline.collector import COLLECTOR
+from quietly_collector.pipeline.foreign import ForeignIds
 from quietly_collector.pipeline.process import BatchError
 from quietly_collector.receivers.errors import error_body
 from quietly_collector.receivers.intake import (
-    ForeignIds,
     Translated,
     admit_and_ingest,
     foreign_ids,
@@ -96,9 +96,9 @@ def _take_named(attrs: dict[str, Any], names: tuple[str, ...], *more: dict[str, 
 
 
 def _own_or_keyed(name: str, value: Any, keyed: Callable[[object], str]) -> str:
-    """Quietly's own ids (quietly.install_id, quietly.session_id: what its SDK sends
-    to /v1/batch) stay themselves when they are UUIDs; any other client id (user.id,
-    session.id) is keyed with the secret and the project."""
+    """Quietly's own ids (quietly.event_id, quietly.install_id, quietly.session_id:
+    what its SDK sends to /v1/batch) stay themselves when they are UUIDs; any other
+    client id (event.id, user.id, session.id) is keyed with the secret and the project."""
     if name.startswith("quietly."):
         try:
             return str(uuid.UUID(str(value)))
@@ -149,7 +149,7 @@ def translate(req: ExportLogsServiceRequest, ids: ForeignIds) -> Translated:
                     out.ignored += 1
                     continue
                 ev: dict[str, Any] = {"event": name}
-                eid = _take(attrs, EVENT_ID)
+                name, eid = _take_named(attrs, EVENT_ID)
                 if eid is None:
                     # Exporter retries resend the same record: the same id, a duplicate.
                     digest = hashlib.sha256(
@@ -157,7 +157,7 @@ def translate(req: ExportLogsServiceRequest, ids: ForeignIds) -> Translated:
                     ).hexdigest()
                     ev["event_id"] = ids.event(digest)
                 else:
-                    ev["event_id"] = ids.event(eid)
+                    ev["event_id"] = _own_or_keyed(name, eid, ids.event)
                 version = _take(attrs, EVENT_VERSION)
                 if version is not None:
                     ev["version"] = version

@@ -92,7 +92,8 @@ class SelfMetrics:
         def by_key(keys: dict[str, str], label: str) -> Callback:
             return lambda _: [Observation(n[k], {label: v}) for k, v in keys.items()]
 
-        refused = {"events_refused_spool_full": "spool_full", "events_refused_disk": "disk"}
+        refused = {"events_refused_spool_full": "spool_full", "events_refused_disk": "disk",
+                   "events_refused_spool_share": "spool_share"}
         self._counter("quietly.events.received", "Events in batches that were read: accepted,"
                       " duplicate, rejected, or refused with their batch (503)",
                       one("events_accepted", "events_duplicate", "events_rejected", *refused))
@@ -108,6 +109,7 @@ class SelfMetrics:
                       by_key({"requests_refused_busy": "busy",
                               "requests_rate_limited": "rate_limited",
                               "requests_refused_spool_full": "spool_full",
+                              "requests_refused_spool_share": "spool_share",
                               "requests_refused_disk": "disk",
                               "requests_refused_body_timeout": "body_timeout"}, "reason"))
         self._counter("quietly.auth.failures", "Requests refused for their credentials, by"

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -15,9 +16,11 @@ from quietly_collector.access.gate import gate
 from quietly_collector.access.throttle import AuthFailures
 from quietly_collector.insights.alerts import rules
 from quietly_collector.insights.alerts.scheduler import run_alerts
+from quietly_collector.insights.http import READING
 from quietly_collector.pipeline.collector import COLLECTOR, Collector
 from quietly_collector.receivers.errors import errors
 from quietly_collector.selfobs.http import setup_telemetry
+from quietly_collector.server.connections import GUARD, ConnectionGuard, guard_connections
 from quietly_collector.server.routes import setup_routes
 from quietly_collector.server.tasks import audit_failures, run_maintenance, watch_keys
 from quietly_collector.settings import Settings
@@ -54,8 +57,11 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     app[AUTH_FAILURES] = AuthFailures(app[COLLECTOR].counters, settings.auth_failure_burst,
                                       settings.auth_failures_per_minute)
     # In this order: the tasks stop (reverse order) before the collector does.
+    app[READING] = Counter()
+    app[GUARD] = ConnectionGuard(app[COLLECTOR].counters, settings.write_timeout_s,
+                                 settings.max_connections_per_address)
     app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys, run_alerts,
-                            audit_failures])
+                            audit_failures, guard_connections])
     setup_routes(app)
     setup_telemetry(app)  # /metrics, and OTLP export when configured
     return app
@@ -72,6 +78,9 @@ async def start_server(app: web.Application, host: str, port: int) -> tuple[web.
     runner = web.AppRunner(app, auto_decompress=False, access_log=None,
                            keepalive_timeout=keepalive)
     await runner.setup()
+    guard = app.get(GUARD)
+    if guard is not None:
+        guard.server = runner.server
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = port

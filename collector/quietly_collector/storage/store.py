@@ -35,6 +35,9 @@ DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 62, 69, 70, 72, 117, 131, 3
 _CODE = re.compile(r"Code: (\d+)")
 
 
+# Clients serving the collector's own reads (metrics, dashboard, reports) at once.
+READERS = 3
+
 # Ids per lookup query: twice 39 bytes each must stay under max_query_size (256 KiB).
 LOOKUP_CHUNK = 3_000
 
@@ -118,6 +121,62 @@ def _locked_elsewhere(path: Path) -> bool:
         os.close(fd)
 
 
+class _Client:
+    """One role's client (reader, health, lookups, appender), used by one thread at a
+    time. After a failed call it is closed and made anew at the next: a chdb
+    connection whose answer failed part-way keeps the blocks it had produced and
+    hands them to its next query (seen with chdb 4.4 / ClickHouse 26.9)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[[Any], Any]) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make()
+            try:
+                return fn(self._client)
+            except Exception as exc:
+                self._discard()
+                raise StorageError(str(exc)) from exc
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def _discard(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._discard()
+
+
+class _Pool:
+    """A few clients of one role, each used by one thread at a time: a slow query
+    holds one of them, not the role."""
+
+    def __init__(self, make: Callable[[], Any], size: int) -> None:
+        self._clients = [_Client(make) for _ in range(size)]
+        self._next = 0
+
+    def call(self, fn: Callable[[Any], Any]) -> Any:
+        for client in self._clients:
+            if not client.busy:
+                return client.call(fn)
+        self._next = (self._next + 1) % len(self._clients)  # all busy: queue on one
+        return self._clients[self._next].call(fn)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
 class Store:
     def __init__(self, settings: Settings,
                  prepare: Callable[[Store, Settings], object] | None = None) -> None:
@@ -127,10 +186,16 @@ class Store:
         self._prepare = prepare
         self.database = database_of(settings)
         self._writer: Any = None
-        self._reader: Any = None
-        self._reader_lock = threading.Lock()
-        self._appender: Any = None
-        self._appender_lock = threading.Lock()
+        made = lambda: make_client(settings, self.database)  # noqa: E731
+        # Each role on a client of its own, so none waits behind another: the metrics
+        # and dashboard reader (time-limited), the readiness ping, the ingest path's
+        # duplicate and deletion lookups, and small inserts from handlers (audit rows).
+        self._reader = _Pool(lambda: make_client(
+            settings, self.database, {"max_execution_time": settings.query_max_execution_s}),
+            READERS)
+        self._health = _Client(made)
+        self._lookups = _Client(made)
+        self._appender = _Client(made)
         # No os_threads_nice_value_* here: with CAP_SYS_NICE the engine sets a query
         # thread's priority and resets it to 0 afterwards, undoing priority.py's.
         self._insert_settings = dict(INSERT_SETTINGS)
@@ -139,7 +204,8 @@ class Store:
             lambda: make_client(settings, self.database, limits(
                 settings.sql_max_execution_s, settings.sql_max_result_rows,
                 settings.sql_max_memory_bytes)),
-            self.database, settings.sql_max_concurrency,
+            self.database, settings.sql_max_concurrency, settings.sql_max_result_rows,
+            settings.sql_max_result_bytes,
         )
 
     @property
@@ -160,14 +226,14 @@ class Store:
         except Exception as exc:
             raise StorageError(f"cannot create database {self.database}: {exc}") from exc
         self._writer = make_client(self.settings, self.database)
-        self._reader = make_client(self.settings, self.database)
 
     def close(self) -> None:
         self.sandbox.close()
-        for c in (self._writer, self._reader, self._appender):
-            if c is not None:
-                with contextlib.suppress(Exception):
-                    c.close()
+        for role in (self._reader, self._health, self._lookups, self._appender):
+            role.close()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
 
     # -- writing --------------------------------------------------------------
     def insert(
@@ -190,14 +256,9 @@ class Store:
         writer's belongs to the writer's thread."""
         if self._writer is None:
             raise StorageError("ClickHouse is not reachable yet")
-        try:
-            with self._appender_lock:
-                if self._appender is None:
-                    self._appender = make_client(self.settings, self.database)
-                self._appender.raw_insert(table, list(columns), insert_block=data,
-                                          fmt="JSONCompactEachRow", settings=INSERT_SETTINGS)
-        except Exception as exc:
-            raise StorageError(str(exc)) from exc
+        self._appender.call(lambda c: c.raw_insert(
+            table, list(columns), insert_block=data, fmt="JSONCompactEachRow",
+            settings=INSERT_SETTINGS))
 
     def write_command(self, sql: str, settings: dict[str, Any] | None = None) -> None:
         """A statement on the writer's client (mutations): it may take long, and must
@@ -213,16 +274,25 @@ class Store:
         self, sql: str, parameters: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[Sequence[Any]]]:
-        """The collector's own queries (metrics, dashboard, lookups): trusted SQL only;
-        an engineer's goes through ``sandbox``."""
-        if self._reader is None:
+        """The collector's own queries (metrics, dashboard, maintenance): trusted SQL
+        only, at most ``query_max_execution_s`` each; an engineer's goes through
+        ``sandbox``."""
+        return self._query(self._reader, sql, parameters, settings)
+
+    def _query(
+        self, role: _Client | _Pool, sql: str, parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> tuple[list[str], list[Sequence[Any]]]:
+        if self._writer is None:
             raise StorageError("ClickHouse is not reachable yet")
-        try:
-            with self._reader_lock:
-                result = self._reader.query(sql, parameters=parameters, settings=settings)
-        except Exception as exc:
-            raise StorageError(str(exc)) from exc
-        return list(result.column_names), list(result.result_rows)
+
+        def run(client: Any) -> tuple[list[str], list[Sequence[Any]]]:
+            # Rows read inside the call: a failure while streaming them discards the client.
+            result = client.query(sql, parameters=parameters, settings=settings)
+            return list(result.column_names), list(result.result_rows)
+
+        out: tuple[list[str], list[Sequence[Any]]] = role.call(run)
+        return out
 
     def query_named(
         self, sql: str, parameters: dict[str, Any] | None = None,
@@ -243,17 +313,14 @@ class Store:
         return [str(r[0]) for r in described], rows
 
     def command(self, sql: str) -> Any:
-        if self._reader is None:
+        if self._writer is None:
             raise StorageError("ClickHouse is not reachable yet")
-        try:
-            with self._reader_lock:
-                return self._reader.command(sql)
-        except Exception as exc:
-            raise StorageError(str(exc)) from exc
+        return self._reader.call(lambda c: c.command(sql))
 
     def ping(self) -> bool:
+        """On a client of its own: a long metrics query never makes /readyz wait."""
         try:
-            self.query("SELECT 1")
+            self._query(self._health, "SELECT 1")
         except StorageError:
             return False
         return True
@@ -268,7 +335,8 @@ class Store:
             # the event loop's time at full load).
             chunk = "('" + "','".join([str(x) for x in ids[i : i + LOOKUP_CHUNK]]) + "')"
             # A deletion_request is not an event row: its id is in its receipt.
-            _, rows = self.query(
+            _, rows = self._query(
+                self._lookups,
                 f"SELECT DISTINCT event_id FROM events WHERE event_id IN {chunk}"
                 f" UNION ALL SELECT request_id FROM deletion_receipts WHERE request_id IN {chunk}"
             )
@@ -276,7 +344,8 @@ class Store:
         return found
 
     def recent_ids(self, since: datetime, limit: int) -> list[tuple[uuid.UUID, datetime]]:
-        _, rows = self.query(
+        _, rows = self._query(
+            self._lookups,
             "SELECT id, at FROM (SELECT event_id AS id, received_at AS at FROM events"
             " WHERE received_at >= {since:DateTime64(3, 'UTC')}"
             " UNION ALL SELECT request_id, received_at FROM deletion_receipts"

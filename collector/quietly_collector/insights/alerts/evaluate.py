@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from quietly_collector.insights.metrics import Query, as_objects, run
+from quietly_collector.insights.metrics import Query, as_objects, run, scope_settings
 from quietly_collector.settings import AlertRule
 from quietly_collector.storage.store import Store
 
@@ -59,33 +59,42 @@ def windows(rule: AlertRule, today: date) -> tuple[_Window, _Window]:
     return cur, prev
 
 
-def apps_seen(store: Store, since: date, until: date) -> list[str]:
-    # Through the view, not its table: the aggregate tables change between migrations.
+def projects_seen(store: Store, since: date) -> list[str]:
     _, rows = store.query(
-        "SELECT DISTINCT app FROM metric_dau(since = {s:Date}, until = {u:Date}, app = '')"
-        " ORDER BY app", {"s": since, "u": until})
+        "SELECT DISTINCT project FROM agg_active_days_v2 WHERE last_day >= {s:Date}"
+        " ORDER BY project", {"s": since})
     return [str(r[0]) for r in rows]
 
 
-def evaluate(store: Store, rule: AlertRule, today: date,
-             apps: list[str] | None = None) -> list[Observation]:
+def apps_seen(store: Store, since: date, until: date, project: str) -> list[str]:
+    # Through the view, not its table: the aggregate tables change between migrations.
+    _, rows = store.query(
+        "SELECT DISTINCT app FROM metric_dau(since = {s:Date}, until = {u:Date}, app = '')"
+        " ORDER BY app", {"s": since, "u": until}, scope_settings(store, project))
+    return [str(r[0]) for r in rows]
+
+
+def evaluate(store: Store, rule: AlertRule, today: date) -> list[Observation]:
+    """One observation per project, app and group: each project's alerts are its own
+    rows only, so no project's events can fire, or hide, another's alert (app names
+    are whatever a client sends)."""
     cur, prev = windows(rule, today)
-    if apps is None:
-        apps = rule.apps or apps_seen(store, prev.since, cur.until)
     out: list[Observation] = []
-    for app in apps:
-        now_rows = _rows(store, rule, cur, app)
-        before_rows = _rows(store, rule, prev, app) if rule.compare == "previous" else []
-        groups = sorted({_key(rule, r) for r in now_rows + before_rows})
-        for key in groups:
-            current = [r for r in now_rows if _key(rule, r) == key]
-            before = [r for r in before_rows if _key(rule, r) == key]
-            out.append(_observe(rule, app, key, current, before, cur, prev))
+    for project in projects_seen(store, prev.since):
+        for app in rule.apps or apps_seen(store, prev.since, cur.until, project):
+            now_rows = _rows(store, rule, cur, app, project)
+            before_rows = (_rows(store, rule, prev, app, project)
+                           if rule.compare == "previous" else [])
+            groups = sorted({_key(rule, r) for r in now_rows + before_rows})
+            for key in groups:
+                current = [r for r in now_rows if _key(rule, r) == key]
+                before = [r for r in before_rows if _key(rule, r) == key]
+                out.append(_observe(rule, project, app, key, current, before, cur, prev))
     return out
 
 
-def _rows(store: Store, rule: AlertRule, w: _Window, app: str) -> list[Row]:
-    rows = as_objects(*run(store, Query(rule.metric, w.since, w.until, app)))
+def _rows(store: Store, rule: AlertRule, w: _Window, app: str, project: str) -> list[Row]:
+    rows = as_objects(*run(store, Query(rule.metric, w.since, w.until, app), project))
     return [r for r in rows if all(str(r.get(k)) == v for k, v in rule.where.items())]
 
 
@@ -147,10 +156,11 @@ def _by_version(rule: AlertRule, rows: list[Row]) -> tuple[tuple[float | None, i
     return ok[-1][1], ok[-2][1]
 
 
-def _observe(rule: AlertRule, app: str, key: tuple[str, ...], current: list[Row],
-             before: list[Row], cur: _Window, prev: _Window) -> Observation:
-    scope = " ".join([f"app={app}"] + [f"{c}={v}" for c, v in zip(rule.group_by, key,
-                                                                  strict=True)])
+def _observe(rule: AlertRule, project: str, app: str, key: tuple[str, ...],
+             current: list[Row], before: list[Row], cur: _Window, prev: _Window
+             ) -> Observation:
+    scope = " ".join([f"project={project}", f"app={app}"] + [
+        f"{c}={v}" for c, v in zip(rule.group_by, key, strict=True)])
     if rule.compare == "previous_version":
         (now_v, now_n), (base_v, base_n) = _by_version(rule, current)
     else:
@@ -171,9 +181,10 @@ def _observe(rule: AlertRule, app: str, key: tuple[str, ...], current: list[Row]
     if rule.compare:
         value = _change(rule, now_v or 0.0 if rule.samples == rule.column else now_v, base_v)
     breached = enough and value is not None and _OPS[rule.op](value, rule.threshold)
-    params = {"since": cur.since.isoformat(), "until": cur.until.isoformat(), "app": app}
-    query = (f"quietly query {rule.metric} --app {app} --since {params['since']}"
-             f" --until {params['until']}")
+    params = {"since": cur.since.isoformat(), "until": cur.until.isoformat(), "app": app,
+              "project": project}
+    query = (f"quietly query {rule.metric} --project {project} --app {app}"
+             f" --since {params['since']} --until {params['until']}")
     return Observation(
         rule=rule.name, scope=scope, app=app, value=_round(value), current=_round(now_v),
         baseline=_round(base_v), samples=now_n, enough=enough, breached=bool(breached),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from html import escape
 
 from aiohttp import web
@@ -12,6 +13,9 @@ from quietly_collector.access.appkeys import AUTH_FAILURES, CREDENTIALS, SETTING
 from quietly_collector.access.gate import LOGIN_PATH, Level, access, principal_for
 from quietly_collector.access.throttle import client_address
 from quietly_collector.insights.dashboard.layout import document, html_response
+from quietly_collector.pipeline.body import BodyError, read_body
+
+MAX_FORM_BYTES = 4096
 
 
 def _form(message: str = "") -> str:
@@ -36,26 +40,30 @@ async def get_login(request: web.Request) -> web.StreamResponse:
 async def post_login(request: web.Request) -> web.StreamResponse:
     failures = request.app[AUTH_FAILURES]
     address = client_address(request)
-    wait = failures.blocked(address)
-    if wait:
-        failures.count("throttled", request.path)
-        resp = html_response(_form("Too many failed attempts from this address; try again"
-                                   " later."), 429)
-        resp.headers["Retry-After"] = str(wait)
-        return resp
     try:
+        # The form holds one token: a few KiB at most, read within the body deadline,
+        # so open logins never hold more than that each.
         async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
-            form = await request.post()
+            raw = await read_body(request, MAX_FORM_BYTES, MAX_FORM_BYTES)
+        form = urllib.parse.parse_qs(bytes(raw).decode("utf-8"))
     except TimeoutError:
         return html_response(_form("The form did not arrive in time."), 408)
+    except BodyError as exc:
+        return html_response(_form(f"The form could not be read: {exc.reason}."), exc.status)
     except (ValueError, UnicodeDecodeError):
         return html_response(_form("The form could not be read."), 400)
-    token = form.get("token")
-    token = token.strip() if isinstance(token, str) else ""
+    token = (form.get("token") or [""])[0].strip()
     if not token:
         return html_response(_form("Enter the admin token or a read key."), 401)
     who = principal_for(request.app[CREDENTIALS].keys, token)
     if who is None:
+        wait = failures.blocked(address)
+        if wait:
+            failures.count("throttled", request.path)
+            resp = html_response(_form("Too many failed attempts from this address; try"
+                                       " again later."), 429)
+            resp.headers["Retry-After"] = str(wait)
+            return resp
         failures.failed(address, "unknown_key", request.path)
         return html_response(_form("Unknown admin token or read key."), 401)
     if who.kind == "write":

@@ -13,7 +13,7 @@ from quietly_collector.access.appkeys import Principal
 from quietly_collector.access.gate import Level, access, principal
 from quietly_collector.insights.dashboard import alerts, engineering, executive, layout, product
 from quietly_collector.insights.dashboard.widgets import View
-from quietly_collector.insights.http import unavailable
+from quietly_collector.insights.http import project_read, unavailable
 from quietly_collector.insights.report.fetch import store_fetch
 from quietly_collector.insights.report.periods import Window
 from quietly_collector.pipeline.collector import COLLECTOR
@@ -62,7 +62,9 @@ def handler(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
     async def page(request: web.Request) -> web.StreamResponse:
         params = _params(request)
         try:
-            text = await asyncio.to_thread(_render, name, params, request, principal(request))
+            with project_read(request):
+                text = await asyncio.to_thread(_render, name, params, request,
+                                               principal(request))
         except StorageError as exc:
             raise unavailable(f"storage unavailable: {exc}") from None
         return layout.html_response(text)

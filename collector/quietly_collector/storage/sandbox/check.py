@@ -19,9 +19,10 @@ from quietly_collector.storage.sandbox.functions import TABLE_FUNCTIONS, allowed
 
 # The system tables an engineer needs to explore the schema. Not query_log (other
 # people's queries), processes, settings of the server, disks or users.
+# Not parts or databases either: they show paths on the host's disk.
 SYSTEM_TABLES = frozenset({
-    "one", "numbers", "tables", "columns", "databases", "parts", "functions",
-    "table_functions", "data_type_families", "aggregate_function_combinators",
+    "one", "numbers", "tables", "columns", "functions", "table_functions",
+    "data_type_families", "aggregate_function_combinators",
 })
 
 ROOTS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery"})
@@ -45,8 +46,12 @@ STATEMENTS = {
 # Set-membership operators: `x IN t` reads table t.
 IN_FUNCTIONS = frozenset({
     "in", "notIn", "globalIn", "globalNotIn", "nullIn", "notNullIn", "globalNullIn",
-    "globalNotNullIn",
+    "globalNotNullIn", "inIgnoreSet", "notInIgnoreSet", "nullInIgnoreSet",
+    "notNullInIgnoreSet", "globalInIgnoreSet", "globalNotInIgnoreSet",
+    "globalNullInIgnoreSet", "globalNotNullInIgnoreSet",
 })
+# Functions that call an aggregate function named by their first (string) argument.
+BY_NAME = frozenset({"arrayReduce", "arrayReduceInRanges", "initializeAggregation"})
 
 
 class Refused(ValueError):
@@ -102,6 +107,8 @@ def _check_node(node: dict[str, Any], key: str, scope: Scope) -> None:
         else:
             _function(name)
             _in_table(node, scope)
+            if name in BY_NAME:
+                _named_aggregate(node)
     elif kind == "TableIdentifier":
         _table(node, scope)
     elif kind == "ColumnsApplyTransformer":
@@ -112,6 +119,18 @@ def _function(name: str) -> None:
     if not allowed().function(name):
         raise Refused(f"function {name}() is not allowed in the SQL sandbox (it is not on the"
                       " list of functions that only compute on their arguments)")
+
+
+def _named_aggregate(node: dict[str, Any]) -> None:
+    args = node.get("arguments", {}).get("children", [])
+    first = args[0] if args and isinstance(args[0], dict) else {}
+    value = first.get("value", {}) if first.get("type") == "Literal" else {}
+    named = value.get("value") if isinstance(value, dict) else None
+    if not isinstance(named, str):
+        raise Refused(f"{node.get('name')}() takes the aggregate function's name as a string"
+                      " literal in the SQL sandbox")
+    # "quantile(0.5)" style names: the function is what stands before "(".
+    _function(named.partition("(")[0].strip())
 
 
 def _table_function(name: str, scope: Scope) -> None:

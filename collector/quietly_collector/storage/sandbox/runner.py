@@ -46,13 +46,24 @@ def limits(max_execution_s: int, max_result_rows: int, max_memory_bytes: int) ->
 
 
 class Sandbox:
-    def __init__(self, make_client: Callable[[], Any], database: str, concurrency: int) -> None:
+    """Engineers' queries: parsed and checked on a client that runs nothing else, then
+    run on a pool of limited clients. A client whose query failed is closed, never
+    reused: chdb keeps the blocks of an answer that failed part-way and hands them to
+    the connection's next query, which could otherwise be the parser's (a forged tree)
+    or another engineer's (someone else's rows)."""
+
+    def __init__(self, make_client: Callable[[], Any], database: str, concurrency: int,
+                 max_rows: int, max_bytes: int) -> None:
         self._make_client = make_client
         self.database = database
         self.concurrency = concurrency
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._clients: list[Any] = []
+        self._made = 0
         self._lock = threading.Lock()
+        self._checker: Any = None
+        self._checker_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._views: tuple[float, frozenset[str]] = (-VIEWS_TTL_S, frozenset())
         self.running = 0
@@ -72,28 +83,37 @@ class Sandbox:
             self.running -= 1
 
     def query(self, sql: str) -> tuple[list[str], list[Sequence[Any]]]:
-        """Blocking: parse, check, run."""
+        """Blocking: parse and check, then run."""
+        tree, views = self._checked(sql)
+        check(tree, Scope(self.database, views))
         client = self._acquire()
         try:
-            check(self._parse(client, sql), Scope(self.database, self._views_of(client)))
             # The newline ends a trailing "-- comment" before the driver's FORMAT clause.
-            columns, rows = _run(client, sql + "\n")
-            if not columns and not rows:
+            columns, rows = self._bounded(client, sql + "\n")
+        except BaseException:
+            self._drop(client)
+            raise
+        if not columns and not rows:
+            try:
                 columns = self._columns_of_empty(client, sql)
-            return columns, rows
-        finally:
-            self._idle.put(client)
+            except SqlError:  # some SELECTs cannot be described: no names, as chdb gives
+                self._drop(client)
+                return columns, rows
+        self._idle.put(client)
+        return columns, rows
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-        self._idle = queue.SimpleQueue()
-        with self._lock:
-            for c in self._clients:
+        idle, self._idle = self._idle, queue.SimpleQueue()
+        while not idle.empty():
+            self._drop(idle.get_nowait())
+        with self._checker_lock:
+            if self._checker is not None:
                 with contextlib.suppress(Exception):  # closing is best effort
-                    c.close()
-            self._clients.clear()
+                    self._checker.close()
+                self._checker = None
 
     def _acquire(self) -> Any:
         try:
@@ -101,16 +121,38 @@ class Sandbox:
         except queue.Empty:
             pass
         with self._lock:
-            if len(self._clients) < self.concurrency:
-                client = self._make_client()
-                self._clients.append(client)
-                return client
+            if self._made < self.concurrency:
+                self._made += 1
+                try:
+                    return self._make_client()
+                except BaseException:
+                    self._made -= 1
+                    raise
         return self._idle.get()
+
+    def _drop(self, client: Any) -> None:
+        with contextlib.suppress(Exception):
+            client.close()
+        with self._lock:
+            self._made -= 1
+
+    def _checked(self, sql: str) -> tuple[Any, frozenset[str]]:
+        """The statement's tree and the database's views, from the checker client."""
+        with self._checker_lock:
+            if self._checker is None:
+                self._checker = self._make_client()
+            try:
+                return self._parse(self._checker, sql), self._views_of(self._checker)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._checker.close()
+                self._checker = None
+                raise
 
     @staticmethod
     def _parse(client: Any, sql: str) -> Any:
         try:
-            _, rows = _run(client, "SELECT parseQueryToJSON({q:String})", {"q": sql})
+            _, rows = _run(client, "SELECT parseQueryToJSON({q:String}) AS tree", {"q": sql})
         except SqlError as exc:
             # Parsed, but of a kind the parser cannot show as a tree (DESCRIBE, INSERT
             # with data): not a SELECT, so refused without running anything.
@@ -118,7 +160,32 @@ class Sandbox:
                 word = (sql.split() or ["this"])[0].upper()[:20]
                 raise Refused(f"only a single SELECT is allowed, not {word}") from None
             raise
-        return json.loads(str(rows[0][0]))
+        if len(rows) != 1 or len(rows[0]) != 1 or not isinstance(rows[0][0], str):
+            raise SqlError("the parser's answer is not one tree; the statement was not run")
+        return json.loads(rows[0][0])
+
+    def _bounded(self, client: Any, sql: str) -> tuple[list[str], list[Sequence[Any]]]:
+        """The answer, block by block, refused once it passes sql_max_result_rows or
+        about sql_max_result_bytes (the engine's own result limits miss a UNION's)."""
+        rows: list[Sequence[Any]] = []
+        size = 0
+        try:
+            with client.query_row_block_stream(sql) as stream:
+                columns = list(stream.source.column_names)
+                for block in stream:
+                    rows += block
+                    if len(rows) > self.max_rows:
+                        raise SqlError(f"the result has more than {self.max_rows} rows"
+                                       " (sql_max_result_rows); add a LIMIT")
+                    size += _approx_bytes(block)
+                    if size > self.max_bytes:
+                        raise SqlError(f"the result is over {self.max_bytes} bytes"
+                                       " (sql_max_result_bytes); select fewer columns or rows")
+        except SqlError:
+            raise
+        except Exception as exc:
+            raise SqlError(str(exc)) from exc
+        return columns, rows
 
     def _views_of(self, client: Any) -> frozenset[str]:
         at, views = self._views
@@ -134,11 +201,17 @@ class Sandbox:
     def _columns_of_empty(client: Any, sql: str) -> list[str]:
         # chdb returns no column names with no rows; a CSV without its header breaks the
         # scripts that read it. DESCRIBE of the same, already checked, SELECT names them.
-        try:
-            _, described = _run(client, f"DESCRIBE TABLE ({sql}\n)")
-        except SqlError:
-            return []
+        _, described = _run(client, f"DESCRIBE TABLE ({sql}\n)")
         return [str(r[0]) for r in described]
+
+
+def _approx_bytes(block: Sequence[Sequence[Any]]) -> int:
+    """About what a block of rows holds: the length of text and bytes, 16 a value else."""
+    total = 0
+    for row in block:
+        for v in row:
+            total += len(v) if isinstance(v, str | bytes) else 16
+    return total
 
 
 def _run(client: Any, sql: str, parameters: dict[str, Any] | None = None
