@@ -20,9 +20,21 @@ from functools import cache
 
 Span = tuple[int, int]
 
-# Card number prefixes (IIN ranges) of the major networks; a Luhn-valid number
-# outside them is more likely an id than a card. stdnum has no issuer table.
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|22)|35|62)")
+# Card numbers by issuer prefix (IIN) and length, of the major networks; a Luhn-valid
+# number outside them is more likely an id than a card. stdnum has no issuer table.
+_CARD_NETWORKS = re.compile(
+    r"^(?:4(?:\d{12}|\d{15}|\d{18})"  # Visa
+    r"|(?:5[1-5]|2[2-7])\d{14}"  # Mastercard
+    r"|3[47]\d{13}"  # Amex
+    r"|(?:6011|65\d\d|64[4-9]\d|622\d)\d{12,15}"  # Discover
+    r"|35\d{14,17}|(?:2131|1800)\d{11}"  # JCB
+    r"|3(?:0[0-5]|[689]\d)\d{11,16}"  # Diners
+    r"|62\d{14,17}"  # UnionPay
+    r"|(?:5018|5020|5038|5893|6304|6759|676[1-3]|0604|6390)\d{8,15}"  # Maestro
+    r")$"
+)
+# Numbers that say what they are: a barcode is not a card or a phone.
+NOT_PERSONAL = re.compile(r"(?i)\b(?:ean|gtin|upc|isbn|issn|barcode)\W{0,3}$")
 
 
 def is_card(digits: str) -> bool:
@@ -30,7 +42,7 @@ def is_card(digits: str) -> bool:
     # application importing the SDK does not pay for them at start.
     from stdnum import luhn
 
-    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn.is_valid(digits)
+    return bool(_CARD_NETWORKS.match(digits)) and luhn.is_valid(digits)
 
 
 @cache
@@ -54,14 +66,14 @@ def iban_ok(compact: str) -> bool:
     return _iban_mod.is_valid(compact, check_country=False)
 
 
-# A whole run of digit groups with at least 13 digits: a card may sit among other
+# A whole run of digit groups with at least 12 digits (Maestro): a card may sit among other
 # numbers ("paid 4111 1111 1111 1111 2 times"), so cards() looks inside the run. Not
 # after a country code: "+44 20 7946 0958 12" is a phone number.
 _B = r"(?<![\w.+\-])"
 _E = r"(?![\w+\-]|\.\w)"
 CARD_RUN = re.compile(
     _B + r"(?<!\+\d[ .\-])(?<!\+\d\d[ .\-])(?<!\+\d\d\d[ .\-])"
-    r"(?=(?:\d[ \-]?){12}\d)\d+(?:[ \-]\d+)*" + _E
+    r"(?=(?:\d[ \-]?){11}\d)\d+(?:[ \-]\d+)*" + _E
 )
 _DIGIT_GROUP = re.compile(r"\d+")
 
@@ -71,6 +83,8 @@ def cards(m: re.Match[str]) -> list[Span]:
     # last of 4 or more digits (4-4-4-4, 4-6-5, 4-4-4-1, or one compact group). The
     # same rule for the whole run and for a part of it keeps scrubbing idempotent.
     run, base = m.group(0), m.start()
+    if NOT_PERSONAL.search(m.string, max(0, base - 12), base):
+        return []
     groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(run)]
     out: list[Span] = []
     i = 0

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher
 
+from quietly_schemas.identifiers import NOT_PERSONAL
 from quietly_schemas.phones_light import CONTEXT, dateish
 
 # The locales we see most, and the numbering plans a national number is most likely
@@ -38,6 +39,9 @@ DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "B
 
 _RUN = re.compile(r"(?:\+|\(|\b)\d(?:[ \-./()]{0,3}\d){6,}")
 _LONGEST_RUN = 64
+# Three or more groups of four digits: a card's or an account's printing (found, or
+# rejected by their checksums, before phone numbers), not a phone number's.
+_FOURS = re.compile(r"\d{4}(?:[ \-]\d{4}){2,}(?:[ \-]\d{1,3})?$")
 _WINDOW = 40  # characters around a run that the matcher reads: context and prefixes
 _GROUPS = re.compile(r"\d+")
 _EXT = re.compile(r"(?i)\s*(?:e?xt\.?n?|x|#|доб|anexo|int)[\s:.]*\d{1,9}#?$")
@@ -99,14 +103,17 @@ def _strong(raw: str, number: phonenumbers.PhoneNumber, region: str, hinted: boo
         return digits == national and phonenumbers.is_valid_number(number)
     # Grouped: as the region groups it (a number of another plan in an SSN's or a
     # date's shape is not), or, in the event's own region, in groups of two or more
-    # digits, three groups or a last one of three (a fictional or unassigned number
-    # is still one).
+    # digits (three groups, or a last one of three): a fictional or unassigned number
+    # of the plan is still one.
     printed = _GROUPS.findall(
         _EXT.sub("", phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL))
     )
     if groups == printed:
         return True
-    return hinted and min(map(len, groups)) >= 2 and (len(groups) > 2 or len(groups[-1]) > 2)
+    if not hinted or min(map(len, groups)) < 2 or (len(groups) < 3 and len(groups[-1]) < 3):
+        return False
+    # Not "00" (an international prefix, or nothing) nor an SSN's 3-2-4 shape.
+    return not body.lstrip("(").startswith("00") and list(map(len, groups)) != [3, 2, 4]
 
 
 def _accept(
@@ -115,6 +122,8 @@ def _accept(
 ) -> bool:
     raw = window[start:end]
     if _glued(window, start, end) or dateish(raw):
+        return False
+    if NOT_PERSONAL.search(window, max(0, start - 12), start):
         return False
     significant = len(str(number.national_number)) + (number.number_of_leading_zeros or 0)
     if significant < 7:
@@ -180,7 +189,7 @@ def _windows(text: str) -> list[tuple[int, int]]:
     for m in _RUN.finditer(text):
         # A run longer than any written number is a table of numbers: reading it
         # every way would cost much and find nothing one could tell from the rest.
-        if dateish(m.group()) or m.end() - m.start() > _LONGEST_RUN:
+        if dateish(m.group()) or m.end() - m.start() > _LONGEST_RUN or _FOURS.match(m.group()):
             continue
         start, end = max(0, m.start() - _WINDOW), min(len(text), m.end() + _WINDOW)
         if out and start <= out[-1][1]:

@@ -93,7 +93,8 @@ _MAC = re.compile(
     r"(?i)(?<![0-9a-f][:\-])\b[0-9a-f]{2}(?:([:\-])[0-9a-f]{2})(?:\1[0-9a-f]{2}){4}\b"
     r"(?!\1[0-9a-f])"
 )
-_IPV4 = re.compile(_B + r"(?<!v)(?:\d{1,3}\.){3}\d{1,3}" + r"(?![\w\-]|\.\d)")
+# Not after "v" or "rv:" (Firefox's user agent): versions.
+_IPV4 = re.compile(_B + r"(?<!v)(?<!rv:)(?:\d{1,3}\.){3}\d{1,3}" + r"(?![\w\-]|\.\d)")
 # Includes IPv4-mapped/embedded forms (::ffff:192.0.2.1); must not stop inside one.
 _IPV6 = re.compile(
     r"(?i)(?<![\w:.])(?:[0-9a-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f]{0,4})"
