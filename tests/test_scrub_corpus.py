@@ -24,7 +24,7 @@ from tests.pii_faker import LOCALES, Case, benign, cases
 
 _PLACEHOLDER = re.compile(r"\[(?:" + "|".join(SCRUB_TYPES) + r")\]")
 # (event, text field) that carry free text; keywords complete the event.
-_CARRIERS = [
+_CARRIERS: list[tuple[str, str, dict[str, Any]]] = [
     ("error", "message", {"kind": "ValueError"}),
     ("crash", "message", {"kind": "SIGSEGV"}),
     ("crash", "stack", {"kind": "SIGABRT"}),
