@@ -69,7 +69,9 @@ _SECRET_ASSIGNMENT = re.compile(
 # for an "@" within 64 characters (the RFC 5321 limit for the local part) keeps the
 # scan linear: without it every position of a long run of local-part characters
 # would be rescanned to the run's end.
-_LOCAL = r"[\w!#$%&'*+/=?^`{|}~\-]"
+# "?" and "&" are left out of the local part (RFC 5322 allows them; addresses do not
+# use them): in a URL they start the query, "/a b?email=bob@x.io".
+_LOCAL = r"[\w!#$%'*+/=^`{|}~\-]"
 _LABEL = r"[^\W_](?:[\w\-]*[^\W_])?"
 _EMAIL = re.compile(
     r"(?<![\w.+\-])(?=\w)(?=[^\s@]{1,64}@)(?![^\W\d_][\w\-]*=)"

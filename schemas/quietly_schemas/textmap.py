@@ -76,17 +76,22 @@ class Mapped:
     def rewrite(self, edits: Iterable[tuple[int, int, str]], label: str | None = None) -> Mapped:
         """The view with each ``(start, end, new)`` of it replaced by ``new``: a
         placeholder of class ``label``, or (without one) normalized text. Edits are
-        in order and do not overlap; each is widened to whole rewritten segments."""
+        in order and do not overlap; each is widened to whole rewritten segments (a
+        rewrite keeps the rest of the segment's text)."""
         spans: list[tuple[int, int, str]] = []
         for start, end, new in edits:
-            start, end = self._widen(start, end)
-            if spans and start < spans[-1][1]:
-                # Widening made two edits meet: one placeholder, or both rewrites.
-                prev = spans.pop()
-                joined = prev[2] if label is not None else prev[2] + new
-                spans.append((prev[0], max(end, prev[1]), joined))
-            else:
-                spans.append((start, end, new))
+            wstart, wend = self._widen(start, end)
+            if label is None:
+                # Normalization inside a rewritten segment rewrites all of it.
+                new = self.text[wstart:start] + new + self.text[end:wend]
+            if spans and wstart < spans[-1][1]:
+                # Widening made two edits meet: one placeholder; a second rewrite of
+                # the same segment waits for the next round of normalization.
+                if label is not None:
+                    prev = spans.pop()
+                    spans.append((prev[0], max(wend, prev[1]), prev[2]))
+                continue
+            spans.append((wstart, wend, new))
         if not spans:
             return self
         text: list[str] = []
