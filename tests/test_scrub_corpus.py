@@ -17,6 +17,7 @@ import pytest
 
 from quietly_schemas import SCRUB_TYPES
 from quietly_schemas.normalize import normalize
+from quietly_schemas.scrub import needs_scan
 from tests.conftest import Running
 from tests.helpers import body, event, headers
 from tests.pii_corpus import BENIGN
@@ -51,6 +52,12 @@ def test_leak_check_can_fail() -> None:
     assert leaked(case, "an [email] schreiben") == []
     assert leaked(case, "an jür\u200b[email] schreiben") == ["jür"]
     assert leaked(case, "an jürgen\uff20müller.de schreiben") == ["de", "jürgen", "müller"]
+
+
+def test_prefilter_lets_every_disguise_through() -> None:
+    # The cheap pre-check must never skip a text that holds personal data.
+    assert all(needs_scan(c.text) for c in cases())
+    assert not needs_scan("Die Vorschläge sind gut, aber langsam")
 
 
 def test_corpus_is_broad() -> None:

@@ -146,23 +146,25 @@ def _context(text: str, start: int) -> bool:
     return _ID_CONTEXT.search(text, max(0, start - 40), start) is not None
 
 
-_NINO = re.compile(
-    r"(?i)(?<![\w\-])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
-    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w\-])"
-)
 _CF_DIGIT = "[0-9LMNPQRSTUV]"
-_CODICE_FISCALE = re.compile(
-    rf"(?i)(?<![\w\-])[A-Z]{{6}}{_CF_DIGIT}{{2}}[A-EHLMPRST]{_CF_DIGIT}{{2}}[A-Z]"
-    rf"{_CF_DIGIT}{{3}}[A-Z](?![\w\-])"
+# One pass over the text for every shape (eight patterns cost eight scans): the
+# group that matched names the shape, and _checks() the stdnum checks it may pass.
+_NATIONAL_ID = re.compile(
+    r"(?i)(?<![\w\-.+])(?:"
+    # NINO: prefix rules (no D F I Q U V first, no D F I O Q U V second, not BG GB ...)
+    r"(?P<nino>(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
+    rf"|(?P<cf>[A-Z]{{6}}{_CF_DIGIT}{{2}}[A-EHLMPRST]{_CF_DIGIT}{{2}}[A-Z]{_CF_DIGIT}{{3}}[A-Z])"
+    r"|(?P<nie>[XYZ][ \-]?\d{7}[ \-]?[A-Z])"
+    r"|(?P<dni>\d{8}[ \-]?[A-Z])"
+    r"|(?P<nir>[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2})"
+    r"|(?P<cpf>\d{3}\.\d{3}\.\d{3}-\d{2})"
+    r"|(?P<idnr>\d{2} \d{3} \d{3} \d{3})"
+    r"|(?P<bsn>\d{4}\.\d{2}\.\d{3})"
+    r"|(?P<d11>\d{11})"
+    r"|(?P<d9>\d{9})"
+    r")(?![\w\-]|\.\w)"
 )
-_DNI = re.compile(r"(?i)(?<![\w\-])\d{8}[ \-]?[A-Z](?![\w\-])")
-_NIE = re.compile(r"(?i)(?<![\w\-])[XYZ][ \-]?\d{7}[ \-]?[A-Z](?![\w\-])")
-_NIR = re.compile(
-    _B + r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}" + _E
-)
-_CPF = re.compile(_B + r"\d{3}\.\d{3}\.\d{3}-\d{2}|" + _B + r"\d{11}" + _E)
-_IDNR = re.compile(_B + r"\d{2} \d{3} \d{3} \d{3}|" + _B + r"\d{11}" + _E)
-_BSN = re.compile(_B + r"\d{4}\.\d{2}\.\d{3}|" + _B + r"\d{9}" + _E)
 
 
 def _compact(s: str) -> str:
@@ -173,8 +175,8 @@ Check = Callable[[str], bool]
 
 
 @cache
-def _ids() -> tuple[tuple[re.Pattern[str], Check, str | None], ...]:
-    """(pattern, stdnum check, country whose locale makes a digit-only form enough)."""
+def _checks() -> dict[str, tuple[tuple[Check, str | None], ...]]:
+    """Shape: ((stdnum check, country whose locale makes a digit-only form enough), ...)."""
     from stdnum.br import cpf
     from stdnum.de import idnr
     from stdnum.es import dni, nie
@@ -182,30 +184,34 @@ def _ids() -> tuple[tuple[re.Pattern[str], Check, str | None], ...]:
     from stdnum.it import codicefiscale
     from stdnum.nl import bsn
 
-    return (
-        (_NINO, lambda s: True, None),  # no check digit: the prefix rules are the check
-        (_CODICE_FISCALE, codicefiscale.is_valid, None),
-        (_NIE, nie.is_valid, None),
-        (_DNI, dni.is_valid, None),
-        (_NIR, nir.is_valid, None),  # 15 digits, a structure and a mod-97 key
-        (_CPF, cpf.is_valid, "BR"),
-        (_IDNR, idnr.is_valid, "DE"),
-        (_BSN, bsn.is_valid, "NL"),
-    )
+    return {
+        "nino": ((lambda s: True, None),),  # no check digit: the prefix rules are the check
+        "cf": ((codicefiscale.is_valid, None),),
+        "nie": ((nie.is_valid, None),),
+        "dni": ((dni.is_valid, None),),
+        "nir": ((nir.is_valid, None),),  # 15 digits, a structure and a mod-97 key
+        "cpf": ((cpf.is_valid, None),),
+        "idnr": ((idnr.is_valid, None),),
+        "bsn": ((bsn.is_valid, None),),
+        "d11": ((cpf.is_valid, "BR"), (idnr.is_valid, "DE")),
+        "d9": ((bsn.is_valid, "NL"),),
+    }
 
 
 def national_ids(text: str, region: str | None) -> list[Span]:
     """Spans of national identifiers in ``text``; ``region`` is the event's country."""
     out: list[Span] = []
-    for pattern, valid, weak_country in _ids():
-        for m in pattern.finditer(text):
-            value = m.group()
-            if any(s < m.end() and m.start() < e for s, e in out):
+    checks = None
+    for m in _NATIONAL_ID.finditer(text):
+        shape = m.lastgroup
+        assert shape is not None
+        checks = checks or _checks()
+        value = _compact(m.group())
+        for valid, weak_country in checks[shape]:
+            if not valid(value):
                 continue
-            if not valid(_compact(value)):
-                continue
-            weak = weak_country is not None and value.isdigit()
-            if weak and region != weak_country and not _context(text, m.start()):
+            if weak_country and region != weak_country and not _context(text, m.start()):
                 continue
             out.append(m.span())
-    return sorted(out)
+            break
+    return out

@@ -41,8 +41,8 @@ _ESCAPE = re.compile(
     r"\\+(?:u\{([0-9a-fA-F]{1,6})\}|u([dD][89abAB][0-9a-fA-F]{2})\\+u([dD][c-fC-F][0-9a-fA-F]{2})"
     r"|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))"
 )
-# What a round can act on: without any of these the text is its own view.
-_TRIGGER = re.compile(r"[%&\\]|[^\x00-\x7f]")
+# What a round can act on: without any of these (and only ASCII) the text is its
+# own view.
 _ROUNDS = 3
 
 Edit = tuple[int, int, str]
@@ -135,8 +135,11 @@ def _nfkc(text: str) -> list[Edit]:
 _ROUND = (_escapes, _entities, _percent, _invisible, _spaces, _nfkc)
 
 
+_ASCII_TRIGGER = re.compile(r"[%&\\]")
+
+
 def needs_normalizing(text: str) -> bool:
-    return _TRIGGER.search(text) is not None
+    return not text.isascii() or _ASCII_TRIGGER.search(text) is not None
 
 
 def normalize(text: str) -> Mapped:

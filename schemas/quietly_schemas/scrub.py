@@ -16,6 +16,7 @@ Placeholders are ``[name]``, which no detector matches, so scrubbing is idempote
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from importlib.util import find_spec
@@ -91,11 +92,21 @@ RULES: tuple[tuple[str, Finder], ...] = (
 )
 
 # Cheap pre-check: most strings hold none of these characters, and skipping
-# the whole rule set for them keeps scrubbing off the profile. "%", "&", "\" and
-# non-ASCII text may hide an "@" or digits that normalization reveals.
+# the whole rule set for them keeps scrubbing off the profile. "%", "&" and "\" may
+# hide an "@" or digits that normalization reveals; text beyond ASCII is checked in
+# its NFKC form (fullwidth digits and at signs are digits and at signs).
 _NEEDS_SCAN = re.compile(
-    r"[0-9@:/\\=\-%&]|[^\x00-\x7f]|eyJ|(?i:bearer|token|basic|key|secret|passw|pwd)"
+    r"[0-9@:/\\=\-%&]|eyJ|(?i:bearer|token|basic|key|secret|passw|pwd)"
 )
+
+
+def needs_scan(text: str) -> bool:
+    if _NEEDS_SCAN.search(text):
+        return True
+    if text.isascii():
+        return False
+    return _NEEDS_SCAN.search(unicodedata.normalize("NFKC", text)) is not None
+
 
 _REGION = re.compile(r"[-_]([A-Za-z]{2})(?![A-Za-z])")
 
@@ -125,7 +136,7 @@ def scrub_counted(text: str, locale: str | None = None) -> tuple[str, Counter[st
     that country enough on its own.
     """
     counts: Counter[str] = Counter()
-    if not _NEEDS_SCAN.search(text):
+    if not needs_scan(text):
         return text, counts
     region = region_of(locale)
     findings = _detect(Mapped(text), region)
