@@ -136,10 +136,12 @@ def main() -> None:
     before["crash event (message + stack)"] = before["log line"] + before["stack trace 2 KB"]
     after["crash event (message + stack)"] = after["log line"] + after["stack trace 2 KB"]
     print(f"\nscrub cost per text, microseconds (best of {rounds} alternating rounds)")
-    print(f"baseline: {args.commit} ({commit}); after: work tree ({git('rev-parse', '--short', 'HEAD')})")
+    head = git("rev-parse", "--short", "HEAD")
+    print(f"baseline: {args.commit} ({commit}); after: work tree ({head})")
     print(f"{'text':<32}{'before':>10}{'after':>10}{'ratio':>8}")
     for kind in after:
-        print(f"{kind:<32}{before[kind]:>10.1f}{after[kind]:>10.1f}{after[kind] / before[kind]:>8.2f}")
+        ratio = after[kind] / before[kind]
+        print(f"{kind:<32}{before[kind]:>10.1f}{after[kind]:>10.1f}{ratio:>8.2f}")
     other = machine_busy_seconds() - busy0 - wall  # roughly: our subprocess uses one core
     print(f"\nmachine: CPU used by other processes during the run ~{max(other, 0):.0f} s"
           f" over {wall:.0f} s")
