@@ -13,13 +13,20 @@ unless the application installs the extra).
 How a number is accepted, for each region in order (the event's locale first, then
 ``DEFAULT_REGIONS``), on windows of text around runs of seven or more digits:
 
-- *strong*, alone: written internationally (``+44 …``, ``0044 …``) with a possible
-  length; a valid number of the region (per its numbering plan), formatted or written
-  as the region writes it compactly (``0471938265`` in Belgium, ``6152094473`` in the
-  US); or a possible one whose digit groups are those the region prints
-  (``(029) 2018 646`` is not, ``(0141) 597 0362`` is).
+- *strong*, alone (eight or more significant digits): written internationally
+  (``+44 …``, ``0044 …``); valid and written as the region writes it compactly
+  (``0471938265`` in Belgium, ``6152094473`` in the US); in the digit groups the region
+  prints (``(0141) 597 0362``, ``05 61 72 38 94``, ``1-800-555-0199``); or, in the
+  event's own region, in any grouping of two-digit or longer groups (not ``00…``, not
+  an SSN's 3-2-4).
 - *weak*: any possible number of seven or more digits, when a context word ("call",
   "phone", "tel", "Handy", "téléphone", …) stands within a few words before or after.
+
+Never: dates, runs of four-digit groups (cards, accounts), barcodes, parts of
+versions, paths and hashes. The matcher does not split a run of digit groups longer
+than a number ("+44 121 234 5651 12 days"); its sub-runs are parsed too, and only
+valid or international ones are taken there. The search repeats on what is left
+(as a second scrub would see it), so scrubbing stays idempotent.
 """
 
 from __future__ import annotations
