@@ -240,6 +240,18 @@ PII: list[tuple[str, str, str]] = [
     ("credit_card", "6011000990139424", "tokenizing {}"),
     # Next to other numbers: found by the property tests (test_scrub_properties.py).
     ("credit_card", "4242 4242 4242 4242", "order 18 paid with {} 2 times"),
+    # ---- national identifiers (checked by python-stdnum; NINO by its prefix rules) ----
+    ("national_id", "AB 12 34 56 C", "National Insurance number {} on file"),
+    ("national_id", "JG103741A", "nino={}"),
+    ("national_id", "56 014 339 276", "Steuer-ID: {}"),
+    ("national_id", "61703584258", "Steueridentifikationsnummer {} ungültig"),
+    ("national_id", "1 72 02 32 013 121 26", "NIR {} introuvable"),
+    ("national_id", "297086005766807", "numéro de sécurité sociale {}"),
+    ("national_id", "214035797", "BSN {} niet gevonden"),
+    ("national_id", "X6982340T", "NIE {} caducado"),
+    ("national_id", "16225575H", "DNI: {}"),
+    ("national_id", "RSSMRA85T10A562S", "codice fiscale {} non valido"),
+    ("national_id", "856.198.137-70", "CPF {} inválido"),
     # ---- US social security numbers -----------------------------------------------------
     ("ssn", "078-05-1120", "SSN: {}"),
     ("ssn", "219-09-9999", "ssn={}"),

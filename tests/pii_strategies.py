@@ -12,13 +12,24 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import re
 import string
 
+import phonenumbers
 from hypothesis import strategies as st
+from stdnum import numdb
+from stdnum.br import cpf
+from stdnum.es import dni, nie
+from stdnum.fr import nir
+from stdnum.iso7064 import mod_11_10
+from stdnum.it import codicefiscale
 
-from quietly_schemas.checksums import IBAN_LENGTHS
+from quietly_schemas.identifiers import iban_length
+from quietly_schemas.phones import DEFAULT_REGIONS
 
 Drawn = tuple[str, str]
+
+_COUNTRY_CODES = [a + b for a in string.ascii_uppercase for b in string.ascii_uppercase]
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -56,12 +67,26 @@ def credit_card(draw: st.DrawFn) -> Drawn:
     return value, "{}"
 
 
+_BBAN_CHARS = {"n": string.digits, "a": string.ascii_uppercase,
+               "c": string.ascii_uppercase + string.digits}
+
+
+def _bban_structure(country: str) -> list[tuple[int, str]]:
+    info = numdb.get("iban").info(country + "00")[0][1]
+    return [(int(n), kind) for n, kind in re.findall(r"(\d+)!?([nac])", info["bban"])]
+
+
+# Every country of the SWIFT registry (stdnum's copy), with its BBAN structure.
+_IBAN_COUNTRIES = sorted(c for c in _COUNTRY_CODES if iban_length(c) is not None)
+
+
 @st.composite
 def iban(draw: st.DrawFn) -> Drawn:
-    country = draw(st.sampled_from(sorted(IBAN_LENGTHS)))
-    bban = draw(st.text(string.ascii_uppercase + string.digits * 3,
-                        min_size=IBAN_LENGTHS[country] - 4,
-                        max_size=IBAN_LENGTHS[country] - 4))
+    country = draw(st.sampled_from(_IBAN_COUNTRIES))
+    bban = "".join(
+        draw(st.text(_BBAN_CHARS[kind], min_size=n, max_size=n))
+        for n, kind in _bban_structure(country)
+    )
     as_number = "".join(str(int(c, 36)) for c in bban + country + "00")
     compact = f"{country}{98 - int(as_number) % 97:02d}{bban}"
     grouped = draw(st.booleans())
@@ -104,15 +129,29 @@ mac = st.builds(
     st.booleans(),
 )
 
-# The documented phone forms: international with +, US, and national with a trunk 0.
-phone = st.one_of(
-    st.from_regex(r"\+[1-9][0-9]{0,2} [0-9]{2,4} [0-9]{3,4} [0-9]{3,4}", fullmatch=True),
-    st.from_regex(r"\+[1-9][0-9]{10,11}", fullmatch=True),
-    st.from_regex(r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}", fullmatch=True),
-    st.from_regex(r"[0-9]{3}-[0-9]{3}-[0-9]{4}", fullmatch=True),
-    st.from_regex(r"1-[0-9]{3}-[0-9]{3}-[0-9]{4}", fullmatch=True),
-    st.from_regex(r"0[0-9]{2,4} [0-9]{3,4} [0-9]{3,4}", fullmatch=True),
-).map(lambda v: (v, "{}"))
+_PHONE_FORMATS = [
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+]
+_PHONE_TYPES = [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE]
+
+
+@st.composite
+def phone(draw: st.DrawFn) -> Drawn:
+    """A number of one of the default regions' plans, printed as libphonenumber prints
+    it (international, E.164 or national), its last digits drawn at random."""
+    region = draw(st.sampled_from(DEFAULT_REGIONS))
+    example = phonenumbers.example_number_for_type(region, draw(st.sampled_from(_PHONE_TYPES)))
+    assert example is not None
+    nsn = str(example.national_number)
+    nsn = nsn[:-3] + draw(_digits(3))
+    number = phonenumbers.parse(f"+{example.country_code}{nsn}")
+    value = phonenumbers.format_number(number, draw(st.sampled_from(_PHONE_FORMATS)))
+    if value.isdigit():
+        # Compact national digits are a number only as valid or with a context word.
+        return value, "phone {}"
+    return value, "{}"
 
 
 def _b64url(data: bytes) -> str:
@@ -205,6 +244,76 @@ def private_key(draw: st.DrawFn) -> Drawn:
     return value, "{}"
 
 
+_NINO_FIRST = "ABCEGHJKLMNOPRSTWXYZ"
+_NINO_SECOND = "ABCEGHJKLMNPRSTWXYZ"
+_CF_MONTHS = "ABCDEHLMPRST"
+
+
+def _nino(draw: st.DrawFn) -> str:
+    prefix = draw(st.sampled_from(
+        [a + b for a in _NINO_FIRST for b in _NINO_SECOND
+         if a + b not in {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}]
+    ))
+    digits = draw(_digits(6))
+    suffix = draw(st.sampled_from("ABCD"))
+    if draw(st.booleans()):
+        return f"{prefix} {digits[:2]} {digits[2:4]} {digits[4:]} {suffix}"
+    return prefix + digits + suffix
+
+
+def _idnr(draw: st.DrawFn) -> str:
+    ten = draw(st.permutations("0123456789"))[:9]
+    ten = [*ten, draw(st.sampled_from(ten))]
+    ten = draw(st.permutations(ten))
+    if ten[0] == "0":
+        ten = [ten[1], ten[0], *ten[2:]]
+    number = "".join(ten)
+    return number + mod_11_10.calc_check_digit(number)
+
+
+def _bsn(draw: st.DrawFn) -> str:
+    while True:
+        head = draw(_digits(8).filter(lambda d: d.strip("0")))
+        total = sum((9 - i) * int(d) for i, d in enumerate(head)) % 11
+        if total < 10:
+            return head + str(total)
+
+
+@st.composite
+def national_id(draw: st.DrawFn) -> Drawn:
+    kind = draw(st.sampled_from(["nino", "cf", "dni", "nie", "nir", "cpf", "idnr", "bsn"]))
+    if kind == "nino":
+        return _nino(draw), "National Insurance number {}"
+    if kind == "cf":
+        letters = draw(st.text(string.ascii_uppercase, min_size=6, max_size=6))
+        day = draw(st.integers(1, 31)) + draw(st.sampled_from([0, 40]))  # +40: female
+        body = (letters + draw(_digits(2)) + draw(st.sampled_from(_CF_MONTHS)) + f"{day:02d}"
+                + draw(st.sampled_from("ABCDEFGHILMZ")) + draw(_digits(3)))
+        return body + codicefiscale.calc_check_digit(body), "codice fiscale {}"
+    if kind == "dni":
+        number = draw(_digits(8))
+        return number + dni.calc_check_digit(number), "DNI {}"
+    if kind == "nie":
+        number = draw(st.sampled_from("XYZ")) + draw(_digits(7))
+        return number + nie.calc_check_digit(number), "NIE {}"
+    if kind == "nir":
+        number = (draw(st.sampled_from("12")) + draw(_digits(2))
+                  + f"{draw(st.integers(1, 12)):02d}" + draw(_digits(8)))
+        return number + nir.calc_check_digits(number), "NIR {}"
+    if kind == "cpf":
+        number = draw(_digits(9)).replace("000000000", "000000001")
+        full = number + cpf._calc_check_digits(number)
+        if draw(st.booleans()):
+            return f"{full[:3]}.{full[3:6]}.{full[6:9]}-{full[9:]}", "{}"
+        return full, "CPF {}"
+    if kind == "idnr":
+        number = _idnr(draw)
+        if draw(st.booleans()):
+            return f"{number[:2]} {number[2:5]} {number[5:8]} {number[8:]}", "{}"
+        return number, "Steuer-ID {}"
+    return _bsn(draw), "BSN {}"
+
+
 PII_STRATEGIES: dict[str, st.SearchStrategy[Drawn]] = {
     "private_key": private_key(),
     "credentials": credentials(),
@@ -216,8 +325,9 @@ PII_STRATEGIES: dict[str, st.SearchStrategy[Drawn]] = {
     "user": user(),
     "iban": iban(),
     "credit_card": credit_card(),
+    "national_id": national_id(),
     "ssn": ssn,
     "mac": mac,
     "ip": st.one_of(ipv4, ipv6),
-    "phone": phone,
+    "phone": phone(),
 }

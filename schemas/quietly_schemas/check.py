@@ -46,12 +46,14 @@ def check_props(
     consent: str,
     *,
     truncate_text: bool = True,
+    locale: str | None = None,
 ) -> tuple[dict[str, Any], Counter[str]]:
     """Return the properties that may be sent at ``consent``, and what was dropped.
 
     Undeclared properties and properties above the consent level are dropped and
     counted (``undeclared``, ``consent``); text fields are scrubbed (``redacted_<kind>``)
-    and, with ``truncate_text``, cut to their declared length instead of failing.
+    and, with ``truncate_text``, cut to their declared length instead of failing;
+    ``locale`` (the event's ``context.locale``) is the scrubber's region hint.
     Raises ``ConsentBlocked`` when the event itself needs more consent, and
     ``EventInvalid`` when a property has the wrong type, is out of bounds, or a
     keyword looks like free text or personal data.
@@ -73,7 +75,7 @@ def check_props(
     for name in schema.text_fields:
         value = kept.get(name)
         if isinstance(value, str):
-            clean, found = scrub_counted(value)
+            clean, found = scrub_counted(value, locale)
             for kind, n in found.items():
                 dropped[f"redacted_{kind}"] += n
             limit = fields[name].max_length

@@ -82,7 +82,9 @@ class EventBuilder:
         schema = self.catalog.get(name, version) if version is not None else None
         if schema is None:
             raise UnknownEvent(f"unknown event type {name!r} at $.event")
-        clean, dropped = check_props(schema, props, level)
+        clean, dropped = check_props(
+            schema, props, level, locale=self._contexts[level].get("locale")
+        )
         event = {
             "event_id": str(uuid.uuid4()),
             "event": name,

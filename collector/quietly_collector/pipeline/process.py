@@ -314,7 +314,7 @@ def process_events(
         for name in schema.text_fields:
             value = getattr(props, name)
             if value:
-                clean, found = scrub_counted(value)
+                clean, found = scrub_counted(value, c.locale)
                 if found:
                     setattr(props, name, clean)
                     for kind, n in found.items():
