@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from quietly_collector.pipeline.collector import Collector
-from quietly_collector.pipeline.process import decode_batch, process_events
+from quietly_collector.pipeline.decode import decode_batch
+from quietly_collector.pipeline.process import process_events
 from quietly_collector.selfobs.selfmetrics import SelfMetrics
 from quietly_collector.settings import load_settings
 from tests.helpers import event

@@ -24,14 +24,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quietly_collector.pipeline.process import (
-    BatchError,
-    IngestContext,
-    decode_batch,
-    envelopes,
-    process_events,
-    rejected_lines,
-)
+from quietly_collector.pipeline.decode import BatchError, decode_batch, envelopes
+from quietly_collector.pipeline.process import IngestContext, process_events, rejected_lines
 from quietly_collector.pipeline.pseudonym import Pseudonymizer
 from quietly_schemas import EventSchema, FieldSpec, load_catalog, scrub
 from tests.pii_strategies import PII_STRATEGIES

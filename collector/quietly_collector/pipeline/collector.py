@@ -14,15 +14,13 @@ from aiohttp import web
 
 from quietly_collector.access.credentials import Credentials, load_credentials
 from quietly_collector.pipeline.admission import Slots
+from quietly_collector.pipeline.decode import BatchError, decode_batch, envelopes
 from quietly_collector.pipeline.dedup import RecentIds, StoredLookup, split
 from quietly_collector.pipeline.process import (
-    BatchError,
     Candidate,
     IngestContext,
     Processed,
     Rejection,
-    decode_batch,
-    envelopes,
     process_events,
     rejected_lines,
 )

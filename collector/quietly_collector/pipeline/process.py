@@ -1,9 +1,13 @@
 """Turn one decoded batch into stored rows and per-event verdicts.
 
-Each event is decoded on its own (from a ``msgspec.Raw`` slice of the batch),
-so a bad event is rejected with a reason and its ``$.path`` while its
-neighbours go on. Everything here is synchronous and pure apart from counters:
-the view awaits durability and the duplicate lookup around it.
+For each event, in order: its envelope (decode.py); its schema, context, consent,
+properties and corrected time (``validate``); what basic consent keeps
+(``drop_detailed``); free text scrubbed (``scrub_text``); and the row the spool
+carries, ids pseudonymized (``candidate``).
+A refused event gets its reason and ``$.path``; its neighbours go on. Synchronous and
+pure apart from counters: the collector awaits durability and duplicate lookups
+around it. On the event loop for every event, so each step is a plain function over
+locals, the common cases first.
 """
 
 from __future__ import annotations
@@ -12,111 +16,29 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 
+from quietly_collector.pipeline.decode import (
+    NOT_KEYWORD,
+    BatchIn,
+    Context,
+    EnvelopeError,
+    EventIn,
+    PropsDecoder,
+    Reject,
+    context_of,
+    envelope,
+    reason,
+)
 from quietly_collector.pipeline.pseudonym import Pseudonymizer
-from quietly_collector.pipeline.utf8 import utf8_error
 from quietly_collector.storage.deletion import DELETION_EVENT, DeletionRow, encode_request
 from quietly_collector.storage.rows import RejectedRow, Row
-from quietly_schemas import Catalog, EventSchema, scrub_counted
-from quietly_schemas.catalog import keyword_ok, version_ok
+from quietly_schemas import Catalog, EventSchema, scrub, scrub_counted
 
 _TS_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
-_CONTEXT_KEYWORDS = ("app", "os", "locale", "sdk")
-_CONTEXT_VERSIONS = ("app_version", "os_version", "sdk_version")
-
-
-def _kw(n: int) -> Any:
-    # The character set is checked after decoding, with a cache (keyword_ok).
-    return Annotated[str, msgspec.Meta(max_length=n)]
-
-
-class Context(msgspec.Struct, kw_only=True, gc=False):
-    app: _kw(128) = ""  # type: ignore[valid-type]
-    app_version: _kw(64) = ""  # type: ignore[valid-type]
-    os: _kw(32) = ""  # type: ignore[valid-type]
-    os_version: _kw(64) = ""  # type: ignore[valid-type]
-    locale: _kw(35) = ""  # type: ignore[valid-type]
-    sdk: _kw(64) = ""  # type: ignore[valid-type]
-    sdk_version: _kw(64) = ""  # type: ignore[valid-type]
-    # Absent consent is read as the narrower level, never the wider one.
-    consent: Literal["off", "basic", "detailed"] = "basic"
-
-
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-
-
-class EventIn(msgspec.Struct, kw_only=True, gc=False):
-    event_id: uuid.UUID
-    event: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    version: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1
-    ts: AwareDatetime
-    install_id: uuid.UUID
-    session_id: uuid.UUID | None = None
-    context: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
-    props: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
-
-
-class BatchIn(msgspec.Struct, kw_only=True, gc=False):
-    sent_at: AwareDatetime | None = None
-    events: list[msgspec.Raw]
-
-
-class _Envelopes(msgspec.Struct, kw_only=True, gc=False):
-    """The same body with every event's envelope decoded, in one call."""
-
-    events: list[EventIn]
-
-
-_batch_decoder = msgspec.json.Decoder(BatchIn)
-_envelopes_decoder = msgspec.json.Decoder(_Envelopes)
-_event_decoder = msgspec.json.Decoder(EventIn)
-_dict_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
-
-
-class BatchError(ValueError):
-    """The body as a whole is unusable (HTTP 400)."""
-
-
-def decode_batch(body: bytes | bytearray) -> BatchIn:
-    bad = utf8_error(body)
-    if bad is not None:
-        raise BatchError(bad)
-    try:
-        return _batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise BatchError(_reason(str(exc), "$")) from None
-    except msgspec.DecodeError as exc:
-        raise BatchError(f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        # msgspec stops at the interpreter's recursion limit (about 1000 levels).
-        raise BatchError("body is not valid JSON: nested too deeply") from None
-
-
-def envelopes(
-    body: bytes | bytearray, batch: BatchIn, max_event_bytes: int
-) -> list[EventIn] | None:
-    """Every event's envelope, decoded in one call, or None when some event is over
-    the size limit or invalid: then ``process_events`` decodes each on its own, for
-    its own reason. One call instead of one per event saves 0.4 µs an event (about
-    4% of the event loop's time per event; docs/performance.md)."""
-    if not batch.events or max(map(len, batch.events)) > max_event_bytes:
-        return None
-    try:
-        return _envelopes_decoder.decode(body).events
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return None
-
-
-def _reason(message: str, prefix: str) -> str:
-    """Rewrite msgspec's ``- at `$.x``` into ``at <prefix>.x`` relative to the batch."""
-    text, sep, path = message.rpartition(" - at `")
-    if not sep:
-        return f"{message} at {prefix}"
-    return f"{text} at {prefix}{path.rstrip('`')[1:]}"
 
 
 @dataclass
@@ -160,74 +82,112 @@ class IngestContext:
     # Decoded, checked contexts by their raw JSON: SDKs send the same context
     # on every event, so it is decoded and checked once per distinct value.
     contexts: dict[bytes, Context] = field(default_factory=dict)
-    decoders: dict[tuple[str, int], _PropsDecoder] = field(default_factory=dict)
+    decoders: dict[tuple[str, int], PropsDecoder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.decoders = {s.key: _PropsDecoder(s) for s in self.catalog}
+        self.decoders = {s.key: PropsDecoder(s) for s in self.catalog}
 
 
-_CONTEXT_CACHE_MAX = 10_000
-_NOT_KEYWORD = (
-    "Expected an identifier: only [A-Za-z0-9_.:+-], and nothing that looks like personal"
-    " data (e-mail, IP address, phone number)"
-)
-_context_decoder = msgspec.json.Decoder(Context)
+class _Batch:
+    """What every event of one batch shares."""
+
+    __slots__ = ("last_context", "last_raw", "latest", "project", "received_at", "sent_at",
+                 "skew", "ts_source")
+
+    def __init__(self, batch: BatchIn, project: str, received_at: datetime,
+                 tolerance: timedelta) -> None:
+        self.project = project
+        self.received_at = received_at
+        self.sent_at = batch.sent_at
+        self.skew = (received_at - batch.sent_at) if batch.sent_at is not None else timedelta(0)
+        self.ts_source = "sent_at_skew" if batch.sent_at is not None else "client"
+        self.latest = received_at + tolerance
+        # SDKs send one context for a whole batch: compared with the last one first.
+        self.last_raw: msgspec.Raw | None = None
+        self.last_context = Context()
 
 
-class _PropsDecoder:
-    """Decoders for one event schema, built once."""
-
-    def __init__(self, schema: EventSchema) -> None:
-        self.schema = schema
-        self.strict = msgspec.json.Decoder(schema.props_type)
-        self.lenient = msgspec.json.Decoder(schema.lenient_type)
-        self.declared = frozenset(schema.fields)
-
-    def decode(self, raw: msgspec.Raw, counters: Counter[str]) -> Any:
-        try:
-            return self.strict.decode(raw)
-        except msgspec.ValidationError as exc:
-            if "unknown field" not in str(exc):
-                raise
-        # Undeclared properties: decode again ignoring them, and count what was dropped.
-        props = self.lenient.decode(raw)
-        counters["props_dropped_undeclared"] += len(set(_dict_decoder.decode(raw)) - self.declared)
-        return props
-
-
-def _event_id_of(raw: bytes) -> str | None:
-    """Best effort event id for a rejection, only if it is a well-formed UUID."""
+def validate(ev: EventIn, ctx: IngestContext, b: _Batch, counters: Counter[str]
+             ) -> tuple[EventSchema, Context, Any, datetime, str]:
+    """The event checked against its schema: the schema, its context (and whether its
+    consent lets it in), its properties, and its corrected time (client time plus the
+    batch's clock skew; a time further ahead than the tolerance is the time of
+    arrival) with what set it. One function, not one per check: it runs for every
+    event on the event loop."""
+    dec = ctx.decoders.get((ev.event, ev.version))
+    if dec is None:
+        known = ctx.catalog.versions(ev.event)
+        raise Reject(f"unknown version {ev.version} of event {ev.event!r} (known: {known})"
+                     " at .event" if known else f"unknown event type {ev.event!r} at .event")
+    schema = dec.schema
+    if ev.context == b.last_raw:
+        c = b.last_context
+    else:
+        c = context_of(ev.context, ctx.contexts)
+        b.last_raw, b.last_context = ev.context, c
+    # A deletion_request is sent because consent went off: the one exception.
+    if c.consent == "off" and ev.event != DELETION_EVENT:
+        raise Reject("consent is off at .context.consent")
+    if schema.consent == "detailed" and c.consent != "detailed":
+        raise Reject("event needs detailed consent at .context.consent")
     try:
-        obj = _dict_decoder.decode(raw)
-        return str(uuid.UUID(str(obj.get("event_id"))))
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError, AttributeError):
-        return None
-
-
-class _Reject(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _context(raw: msgspec.Raw, cache: dict[bytes, Context]) -> Context:
-    key = bytes(raw)
-    c = cache.get(key)
-    if c is not None:
-        return c
-    try:
-        c = _context_decoder.decode(raw)
+        props = dec.decode(ev.props, counters)
     except msgspec.ValidationError as exc:
-        raise _Reject(_reason(str(exc), ".context")) from None
-    for name in _CONTEXT_KEYWORDS:
-        if not keyword_ok(getattr(c, name)):
-            raise _Reject(f"{_NOT_KEYWORD} at .context.{name}")
-    for name in _CONTEXT_VERSIONS:
-        if not version_ok(getattr(c, name)):
-            raise _Reject(f"{_NOT_KEYWORD} at .context.{name}")
-    if len(cache) >= _CONTEXT_CACHE_MAX:
-        cache.clear()
-    cache[key] = c
-    return c
+        raise Reject(reason(str(exc), ".props")) from None
+    bad = schema.bad_keyword(props)
+    if bad is not None:
+        raise Reject(f"{NOT_KEYWORD} at .props.{bad}")
+    ts = ev.ts + b.skew
+    if ts < _TS_FLOOR:
+        raise Reject("ts is before 2000-01-01 at .ts")
+    if ts > b.latest:
+        return schema, c, props, b.received_at, "received_at"
+    return schema, c, props, ts, b.ts_source
+
+
+def drop_detailed(props: Any, schema: EventSchema, counters: Counter[str]) -> None:
+    """Under basic consent, the properties that need detailed consent are dropped."""
+    for name in schema.detailed_fields:
+        if getattr(props, name) is not None:
+            setattr(props, name, None)
+            counters["props_dropped_consent"] += 1
+
+
+def scrub_text(props: Any, schema: EventSchema, locale: str, counters: Counter[str]) -> None:
+    """Personal data out of every free-text property (the locale hints at phone
+    numbers' country)."""
+    for name in schema.text_fields:
+        value = getattr(props, name)
+        if value:
+            clean, found = scrub_counted(value, locale)
+            if found:
+                setattr(props, name, clean)
+                for kind, n in found.items():
+                    counters[f"redacted_{kind}"] += n
+
+
+def candidate(i: int, ev: EventIn, c: Context, props: Any, ts: datetime, source: str,
+              pseudo: Pseudonymizer, b: _Batch) -> Candidate:
+    """The row the spool carries, ids pseudonymized (a deletion request's own row for
+    one)."""
+    hashed = pseudo.cache  # a cache hit costs no call
+    install = ev.install_id.int
+    install_hash = hashed.get(install) or pseudo(install)
+    eid = ev.event_id
+    if ev.event == DELETION_EVENT:
+        line = encode_request(DeletionRow(eid, b.project, install_hash, ts, b.received_at))
+        return Candidate(i, eid, eid.int, ts.timestamp(), line, install_hash, True)
+    session = ev.session_id
+    if session is None:
+        session_hash = 0
+    else:
+        sk = session.int
+        session_hash = hashed.get(sk) or pseudo(sk)
+    encode = _encoder.encode
+    row = Row(eid, b.project, ev.event, ev.version, install_hash, session_hash, ts, ev.ts,
+              b.sent_at, b.received_at, source, c.app, c.app_version, c.os, c.os_version,
+              c.locale, c.sdk, c.sdk_version, c.consent, msgspec.Raw(encode(props)))
+    return Candidate(i, eid, eid.int, ts.timestamp(), encode(row), install_hash)
 
 
 def process_events(
@@ -238,135 +198,34 @@ def process_events(
     out = Processed()
     counters = out.counters
     candidates = out.candidates
-    sent_at = batch.sent_at
-    skew = (received_at - sent_at) if sent_at is not None else timedelta(0)
-    ts_source = "sent_at_skew" if sent_at is not None else "client"
-    latest = received_at + ctx.future_tolerance
-    decoders = ctx.decoders
-    contexts = ctx.contexts
-    pseudo = ctx.pseudonymize
-    hashed = pseudo.cache  # inline cache hit: no call per id
-    max_bytes = ctx.max_event_bytes
-    encode = _encoder.encode
-    last_raw: msgspec.Raw | None = None
-    last_context = Context()
+    b = _Batch(batch, project, received_at, ctx.future_tolerance)
     for i, raw in enumerate(batch.events):
-        if decoded is not None:
-            ev = decoded[i]
-        elif len(raw) > max_bytes:
-            out.rejected.append(Rejection(
-                i, _event_id_of(raw),
-                f"event is {len(raw)} bytes, over the {max_bytes}-byte limit at $.events[{i}]",
-            ))
-            continue
-        else:
-            try:
-                ev = _event_decoder.decode(raw)
-            except msgspec.ValidationError as exc:
-                reason = _reason(str(exc), f"$.events[{i}]")
-                out.rejected.append(Rejection(i, _event_id_of(raw), reason))
-                continue
-            except msgspec.DecodeError as exc:
-                out.rejected.append(Rejection(i, None, f"{exc} at $.events[{i}]"))
-                continue
-        dec = decoders.get((ev.event, ev.version))
         try:
-            if dec is None:
-                known = ctx.catalog.versions(ev.event)
-                raise _Reject(
-                    f"unknown version {ev.version} of event {ev.event!r} (known: {known})"
-                    " at .event" if known else f"unknown event type {ev.event!r} at .event"
-                )
-            schema = dec.schema
-            # SDKs send one context for a whole batch: compare with the last one first.
-            if ev.context == last_raw:
-                c = last_context
-            else:
-                c = _context(ev.context, contexts)
-                last_raw, last_context = ev.context, c
-            consent = c.consent
-            # A deletion_request is sent because consent went off: the one exception.
-            if consent == "off" and ev.event != DELETION_EVENT:
-                raise _Reject("consent is off at .context.consent")
-            if schema.consent == "detailed" and consent != "detailed":
-                raise _Reject("event needs detailed consent at .context.consent")
-            try:
-                props = dec.decode(ev.props, counters)
-            except msgspec.ValidationError as exc:
-                raise _Reject(_reason(str(exc), ".props")) from None
-            bad = schema.bad_keyword(props)
-            if bad is not None:
-                raise _Reject(f"{_NOT_KEYWORD} at .props.{bad}")
-            ts = ev.ts + skew
-            if ts < _TS_FLOOR:
-                raise _Reject("ts is before 2000-01-01 at .ts")
-        except _Reject as rej:
-            reason, _, path = rej.reason.rpartition(" at ")
+            ev = decoded[i] if decoded is not None else envelope(raw, i, ctx.max_event_bytes)
+        except EnvelopeError as err:
+            out.rejected.append(Rejection(i, err.event_id, err.reason))
+            continue
+        try:
+            schema, c, props, ts, source = validate(ev, ctx, b, counters)
+        except Reject as rej:
+            why, _, path = rej.reason.rpartition(" at ")
             out.rejected.append(Rejection(
-                i, str(ev.event_id), f"{reason} at $.events[{i}]{path}", ev.event, ev.version
-            ))
+                i, str(ev.event_id), f"{why} at $.events[{i}]{path}", ev.event, ev.version))
             continue
-        if consent == "basic":
-            for name in schema.detailed_fields:
-                if getattr(props, name) is not None:
-                    setattr(props, name, None)
-                    counters["props_dropped_consent"] += 1
-        for name in schema.text_fields:
-            value = getattr(props, name)
-            if value:
-                clean, found = scrub_counted(value, c.locale)
-                if found:
-                    setattr(props, name, clean)
-                    for kind, n in found.items():
-                        counters[f"redacted_{kind}"] += n
-        source = ts_source
-        if ts > latest:
-            ts, source = received_at, "received_at"
-        install = ev.install_id.int
-        install_hash = hashed.get(install) or pseudo(install)
-        eid = ev.event_id
-        if ev.event == DELETION_EVENT:
-            line = encode_request(DeletionRow(eid, project, install_hash, ts, received_at))
-            candidates.append(Candidate(i, eid, eid.int, ts.timestamp(), line, install_hash, True))
+        if schema.detailed_fields and c.consent == "basic":
+            drop_detailed(props, schema, counters)
+        if schema.text_fields:
+            scrub_text(props, schema, c.locale, counters)
+        made = candidate(i, ev, c, props, ts, source, ctx.pseudonymize, b)
+        if made.deletion:
             out.deletions += 1
-            continue
-        session = ev.session_id
-        if session is None:
-            session_hash = 0
-        else:
-            sk = session.int
-            session_hash = hashed.get(sk) or pseudo(sk)
-        row = Row(
-            ev.event_id,
-            project,
-            ev.event,
-            ev.version,
-            install_hash,
-            session_hash,
-            ts,
-            ev.ts,
-            sent_at,
-            received_at,
-            source,
-            c.app,
-            c.app_version,
-            c.os,
-            c.os_version,
-            c.locale,
-            c.sdk,
-            c.sdk_version,
-            consent,
-            msgspec.Raw(encode(props)),
-        )
-        candidates.append(Candidate(i, eid, eid.int, ts.timestamp(), encode(row), install_hash))
+        candidates.append(made)
     return out
 
 
 def rejected_lines(
     rejected: list[Rejection], project: str, received_at: datetime
 ) -> list[bytes]:
-    from quietly_schemas import scrub
-
     lines = []
     for r in rejected:
         row = RejectedRow(

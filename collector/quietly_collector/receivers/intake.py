@@ -19,8 +19,8 @@ from aiohttp import web
 from quietly_collector.access.appkeys import PRINCIPAL
 from quietly_collector.pipeline.body import BodyError, read_body
 from quietly_collector.pipeline.collector import COLLECTOR, BatchResult, Collector, TooLarge
+from quietly_collector.pipeline.decode import BatchError
 from quietly_collector.pipeline.foreign import ForeignIds
-from quietly_collector.pipeline.process import BatchError
 from quietly_collector.receivers.errors import error_body
 from quietly_collector.spool.wal import SpoolFull, SpoolUnavailable
 

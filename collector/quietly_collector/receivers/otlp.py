@@ -29,8 +29,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from quietly_collector.access.gate import Level, access
 from quietly_collector.pipeline.collector import COLLECTOR
+from quietly_collector.pipeline.decode import BatchError
 from quietly_collector.pipeline.foreign import ForeignIds
-from quietly_collector.pipeline.process import BatchError
 from quietly_collector.receivers.errors import error_body
 from quietly_collector.receivers.intake import (
     Translated,

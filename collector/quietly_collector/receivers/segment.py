@@ -20,8 +20,8 @@ from aiohttp import web
 
 from quietly_collector.access.gate import Credential, Level, access
 from quietly_collector.pipeline.collector import COLLECTOR
+from quietly_collector.pipeline.decode import AwareDatetime, BatchError
 from quietly_collector.pipeline.foreign import ForeignIds
-from quietly_collector.pipeline.process import AwareDatetime, BatchError
 from quietly_collector.pipeline.utf8 import utf8_error
 from quietly_collector.receivers.errors import error_body
 from quietly_collector.receivers.intake import (
