@@ -50,7 +50,7 @@ def test_retention_per_table_from_the_environment() -> None:
 def test_clickhouse_url_switches_to_a_server() -> None:
     s = load_settings(env={"QUIETLY_CLICKHOUSE_URL": "http://u:p@ch:8123/analytics"})
     assert not s.embedded
-    from quietly_collector.storage.store import _server_kwargs, database_of
+    from quietly_collector.storage.clients import _server_kwargs, database_of
 
     assert database_of(s) == "analytics"
     kw = _server_kwargs(s.clickhouse_url)

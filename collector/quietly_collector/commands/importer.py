@@ -8,9 +8,11 @@ twice stores each event once, and an interrupted import can simply be rerun.
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import gzip
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -19,6 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
+
+from quietly_collector.commands.flags import add_setting_flags
+from quietly_collector.settings import Settings
 
 BATCH_EVENTS = 500
 # Uncompressed bytes per batch: half the collector's default decompressed limit.
@@ -222,3 +227,33 @@ def run_import(
         return 1
     print_report(results, out)
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "import", help="load local events files (JSONL, one event per line) into a collector"
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="JSONL, one wire event per line (.gz is read as gzip)")
+    p.add_argument("--url", default=None,
+                   help="collector to send to (default http://127.0.0.1:8080, env QUIETLY_URL)")
+    p.add_argument("--write-key", default=None,
+                   help="write key of the project (env QUIETLY_WRITE_KEY; default: the"
+                   " development key in the data directory)")
+    p.add_argument("--batch-size", type=int, default=500, help="events per request")
+    add_setting_flags(p, ("data_dir",))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from quietly_collector.access.credentials import DEV_KEY_FILE
+
+
+    url = args.url or os.environ.get("QUIETLY_URL") or "http://127.0.0.1:8080"
+    key = args.write_key or os.environ.get("QUIETLY_WRITE_KEY")
+    if not key:
+        try:
+            key = (settings.data_path / DEV_KEY_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            print("quietly: no write key: set QUIETLY_WRITE_KEY or --write-key", file=sys.stderr)
+            return 2
+    return run_import(args.files, url, key, args.batch_size, sys.stdout)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from quietly_collector.access.appkeys import PRINCIPAL
+from quietly_collector.pipeline.accept import BatchResult, TooLarge
 from quietly_collector.pipeline.body import BodyError, read_body
-from quietly_collector.pipeline.collector import COLLECTOR, BatchResult, Collector, TooLarge
+from quietly_collector.pipeline.collector import COLLECTOR, Collector
 from quietly_collector.pipeline.decode import BatchError
 from quietly_collector.pipeline.foreign import ForeignIds
 from quietly_collector.receivers.errors import error_body

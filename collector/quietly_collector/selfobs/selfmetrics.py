@@ -28,7 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from quietly_collector.access.throttle import FAILURE_PREFIX
-from quietly_collector.spool.hooks import REJECTED_PREFIX
+from quietly_collector.pipeline.rejections import REJECTED_PREFIX
 
 if TYPE_CHECKING:
     from quietly_collector.pipeline.collector import Collector
