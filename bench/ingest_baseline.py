@@ -70,8 +70,15 @@ def _stored_rows(
     return lists, b"\n".join(lines) + b"\n"
 
 
-def _collector(module: str) -> Any:
-    return importlib.import_module(f"quietly_collector.{module}")
+def _collector(*modules: str) -> Any:
+    """The first of these collector modules that exists: --commit may name a commit
+    from before the collector was re-foldered by stage."""
+    for module in modules:
+        try:
+            return importlib.import_module(f"quietly_collector.{module}")
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(f"none of {modules} in the collector under test")
 
 
 def _method_result(name: str, rows: int, times: list[float]) -> dict[str, Any]:
@@ -96,8 +103,9 @@ def baseline_worker(params: dict[str, Any]) -> dict[str, Any]:
 
     # The collector's own column order and insert settings (imported dynamically: the
     # collector package ships no py.typed marker).
-    event_columns: tuple[str, ...] = tuple(_collector("ingest").EVENT_COLUMNS)
-    insert_settings: dict[str, Any] = dict(_collector("store").INSERT_SETTINGS)
+    event_columns: tuple[str, ...] = tuple(_collector("storage.rows", "ingest").EVENT_COLUMNS)
+    insert_settings: dict[str, Any] = dict(
+        _collector("storage.store", "store").INSERT_SETTINGS)
     n: int = params["events"]
     chunk: int = params["chunk"]
     base = datetime.fromisoformat(params["base"])
