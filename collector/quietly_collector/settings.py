@@ -132,9 +132,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sql_max_result_bytes: int = 64 << 20
     sql_max_query_bytes: int = 64 << 10
     sql_max_concurrency: int = 2
-    # Each insert has a fixed cost (on 2 cores about 50 ms for one row: nine views, a
-    # part per table), so under backlog larger spans store more per second; 50,000
-    # rows is about 20 MB held by the writer (docs/performance.md).
+    # Each insert has a fixed cost (nine views, a part per table), so under backlog
+    # larger spans store more per second; the writer holds one span in memory.
     flush_rows: int = 50_000
     # ClickHouse's guidance: about one insert per second per table. Each insert into
     # events also writes a part into every aggregate table its views feed.
@@ -156,8 +155,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Expire TTL'd rows, re-check deletions (maintenance.py); 0: only `quietly gc`.
     maintenance_interval_s: int = 3600
     # "auto": uvloop when installed (it is, except on Windows), else asyncio's own loop.
-    # Every request is handled on the one event loop; uvloop's costs less per request
-    # (docs/performance.md: about 5% more events/s stored).
+    # Every request is handled on the one event loop, and uvloop's costs less per
+    # request.
     event_loop: str = "auto"
     log_level: str = "info"
     # Self-observation (docs/observability.md): "text" or "json" (one object a line).

@@ -1,13 +1,11 @@
 """The metric catalogue: names, meanings, and how each is read from ClickHouse.
 
-Every metric but ``funnel`` is a parameterized view (``metric_<name>``, migration
-0006, some replaced in 0009, 0011, 0012 and 0013), so ``quietly query``,
-``GET /v1/metrics/<name>`` and an engineer's own SQL read the same definition: ``run``
-executes the view's own SELECT as ClickHouse stores it (``system.tables.as_select``,
-parameters and SETTINGS included) rather than ``SELECT * FROM metric_<name>(...)``,
-whose extra planning costs ClickHouse 26.9 0.6-5 ms a query on 10M events, 9% of a
-dashboard query at the median (docs/performance.md). ``funnel`` takes its steps at
-query time and runs ``windowFunnel`` over the raw events.
+Every metric but ``funnel`` is a parameterized view (``metric_<name>``, defined once
+in storage/sql/views.sql), so ``quietly query``, ``GET /v1/metrics/<name>`` and an
+engineer's own SQL read the same definition: ``run`` executes the view's own SELECT as
+ClickHouse stores it (``system.tables.as_select``, parameters and SETTINGS included)
+rather than ``SELECT * FROM metric_<name>(...)``, which ClickHouse plans more slowly.
+``funnel`` takes its steps at query time and runs ``windowFunnel`` over the raw events.
 """
 
 from __future__ import annotations

@@ -33,8 +33,7 @@ class RecentIds:
 
     Ids are kept in one set, and in the order they came as one list per batch: adding
     and forgetting a batch are a few set operations in C, not a few bytecodes per id
-    (split and add together, per event on the event loop: 1.17 µs before, 0.74 now,
-    most of it the Bloom filter's; docs/performance.md).
+    (this runs for every event on the event loop).
     """
 
     def __init__(
@@ -193,9 +192,9 @@ class StoredLookup:
 
     Every lookup is a query that reads the ``event_id`` bloom filter of the whole
     table, and once more than ``dedup_memory_ids`` ids arrive within the drift slack
-    every batch needs one. One query per request at 1,000 requests/s was measured to
-    halve intake (docs/performance.md); as with the spool's group commit, requests that
-    arrive while a query runs share the next one.
+    every batch needs one: one query per request would make the store, not the
+    loop, the limit. As with the spool's group commit, requests that arrive while a
+    query runs share the next one.
     """
 
     def __init__(

@@ -52,7 +52,7 @@ class Rejection:
 
 class Candidate(msgspec.Struct, gc=False):
     """A valid event, not yet checked for duplicates. A Struct, not a NamedTuple: built
-    once per event on the event loop, in about a sixth of the time (0.12 against 0.70 µs)."""
+    once per event on the event loop, where a Struct is several times cheaper."""
 
     position: int
     event_id: uuid.UUID

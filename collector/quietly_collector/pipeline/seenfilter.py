@@ -2,14 +2,14 @@
 
 The exact duplicate filter (``dedup.RecentIds``, about 90 bytes per id) covers the
 last ``dedup_memory_ids`` ids. An event stamped before what it covers (plus the drift
-slack) is looked up in ClickHouse; past about 250,000 ids per five minutes (830
-events/s) that was every event, and intake fell by a third to a half
-(docs/performance.md). This filter remembers far more ids in under 2 bytes each: it
+slack) is looked up in ClickHouse, and under a sustained stream that would be every
+event, one lookup query after another. This filter remembers far more ids in under 2
+bytes each: it
 answers "certainly not accepted since ``horizon``" (no lookup needed) or "maybe"
 (looked up, as before), so it can save lookups but never change an answer.
 
-It is a ring of Bloom filters (rbloom, in Rust: a test or an add costs 0.15-0.3 µs
-against 1.8-2.3 µs for the same filter in Python bytecode, on every event). Ids go
+It is a ring of Bloom filters (rbloom, in Rust: every event tests and adds, and
+Python bytecode for it would cost several times more). Ids go
 into the newest; a full one makes the oldest forgotten, and the horizon moves to the
 start of the oldest left.
 """

@@ -17,8 +17,7 @@ everywhere, failed mutations cleared.
    ``COMPACT_MAX_ROWS`` rows, is merged (``OPTIMIZE ... PARTITION ID ... FINAL``).
    The views aggregate their tables' rows again at each query, so they pay for
    every unmerged row; background merges leave small tables in several parts for
-   hours. Fully merged, on 10 million events: performance 131 -> 84 ms, retention
-   112 -> 83 ms (docs/performance.md).
+   hours.
 
 It runs under the writer's lock, so no insert or deletion interleaves with it.
 """
