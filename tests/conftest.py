@@ -43,7 +43,7 @@ def make_settings(tmp_path: Path, chdb_path: Path, **overrides: Any) -> Settings
         "admin_token": ADMIN_TOKEN,
         "flush_interval_ms": 20,
         # Not the default 10: xdist workers compete for the cores, and storage below
-        # their priority took 3x longer (tests/test_priority.py tests the default).
+        # their priority took 3x longer (tests/spool/test_priority.py tests the default).
         "storage_nice": 0,
         "port": 0,
     }

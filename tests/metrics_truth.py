@@ -1,7 +1,7 @@
 """A generated telemetry dataset and every metric computed from it in plain Python.
 
 The definitions here are written from docs/metrics.md, independently of the SQL
-views; tests/test_metrics.py checks that the two agree.
+views; tests/insights/test_metrics.py checks that the two agree.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def test_every_dashboard_query_runs_against_the_views(tmp_path: Path, chdb_path:
     store.connect()
     try:
         migrate(store, settings)
-        from tests.test_cluster_ddl import EVENTS
+        from tests.storage.test_cluster_ddl import EVENTS
 
         store.command(EVENTS.format(t="events"))
         for board, title, sql in queries:

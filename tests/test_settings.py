@@ -113,7 +113,7 @@ class _RecordingClient:
 def test_no_engine_is_sent_nice_settings(url: str) -> None:
     # A server's version or settings profile may reject them, failing every insert; the
     # embedded engine, with CAP_SYS_NICE, would reset the writer's thread to nice 0
-    # after each query, undoing storage_nice (priority.py, tests/test_priority.py).
+    # after each query, undoing storage_nice (priority.py, tests/spool/test_priority.py).
     from quietly_collector.storage.store import Store
 
     store = Store(load_settings(env={}, overrides={"clickhouse_url": url}))

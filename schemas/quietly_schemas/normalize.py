@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from quietly_schemas.textmap import Mapped
 
 # Cf (format) characters, variation selectors and the combining grapheme joiner:
-# invisible, and nothing a reader sees between two letters. tests/test_normalize.py
+# invisible, and nothing a reader sees between two letters. tests/schemas/test_normalize.py
 # checks the class against unicodedata's Cf category.
 _INVISIBLE = re.compile(
     "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180b-\u180f"

@@ -3,7 +3,7 @@
 A handler is declared with ``@access(Level.X)``; the ``gate`` middleware reads that
 declaration from the matched route and refuses before the handler runs. A route that
 declares nothing is refused (fail closed), so a new route cannot forget its check,
-and ``tests/test_security.py`` asserts every registered route declares a level.
+and ``tests/access/test_security.py`` asserts every registered route declares a level.
 
 Who holds what (docs/security.md):
 - a **write key** (public: it ships inside apps) sends events of its project;

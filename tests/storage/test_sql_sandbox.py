@@ -18,7 +18,7 @@ from quietly_collector.storage.sandbox.functions import allowed
 from quietly_collector.storage.sandbox.runner import Refused, SqlError
 from quietly_collector.storage.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # (statement, what the refusal must name)
 REFUSED = [

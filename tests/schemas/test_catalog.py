@@ -20,7 +20,7 @@ BUILTIN = {
     "survey_response", "job_started", "job_step", "job_completed", "deployment",
     "screen_viewed", "deletion_request",
 }
-LOCK = Path(__file__).resolve().parents[1] / "schemas" / "catalog.lock.json"
+LOCK = Path(__file__).resolve().parents[2] / "schemas" / "catalog.lock.json"
 
 
 def test_builtin_catalog_has_every_product_event_with_bounded_fields() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from quietly_collector.spool.writer import MAX_BACKOFF_SECONDS
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers
-from tests.test_spool_recovery import stats
+from tests.spool.test_spool_recovery import stats
 
 RATE_BATCHES = 40  # per second, of BATCH events: 4,000 events/s
 BATCH = 100

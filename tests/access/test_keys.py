@@ -81,7 +81,7 @@ def _post_status(url: str, key: str) -> int:
 
 
 def test_sighup_reloads_the_keys_file(tmp_path: Path) -> None:
-    from tests.test_cli import _serve, run
+    from tests.commands.test_cli import _serve, run
 
     first, second = "sighup-key-one-0123456", "sighup-key-two-0123456"
     keys = tmp_path / "keys.toml"
@@ -116,7 +116,7 @@ def test_sighup_reloads_the_keys_file(tmp_path: Path) -> None:
 
 
 def test_a_bad_keys_file_stops_the_start_with_the_reason(tmp_path: Path) -> None:
-    from tests.test_cli import run
+    from tests.commands.test_cli import run
 
     (tmp_path / "keys.toml").write_text('[write_keys]\nide = "short"\n')
     got = run("serve", "--port", "0", "--keys-file", "keys.toml", cwd=tmp_path)

@@ -23,7 +23,7 @@ FOREIGN_INGEST = {("POST", "/v1/logs"), ("POST", "/segment/v1/batch")}
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"),
           ("GET", "/dashboard/login")}
 # The dashboard's sign-in and sign-out need no credentials: they only set or clear the
-# session cookie (the token is in the form; tests/test_dashboard.py checks it).
+# session cookie (the token is in the form; tests/insights/test_dashboard.py checks it).
 SESSION = {("POST", "/dashboard/login"), ("POST", "/dashboard/logout")}
 # Request bodies and path parameters that an admin call would succeed with.
 BODIES = {"/v1/sql": {"sql": "SELECT 1"}}

@@ -14,7 +14,7 @@ from quietly_collector.pipeline.dedup import RecentIds
 from quietly_collector.pipeline.seenfilter import GENERATIONS, SeenFilter
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
-from tests.test_spool_recovery import stats
+from tests.spool.test_spool_recovery import stats
 
 
 def _ids(rng: random.Random, n: int) -> list[int]:

@@ -11,7 +11,7 @@ from quietly_collector.spool.wal import Record, Spool
 from quietly_collector.spool.writer import line_event_id
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, body, event, headers
-from tests.test_durability import _stop_without_draining
+from tests.spool.test_durability import _stop_without_draining
 
 
 async def stats(running: Running) -> dict[str, Any]:

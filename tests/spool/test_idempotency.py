@@ -24,7 +24,7 @@ from quietly_collector.storage.store import StorageError, Store
 from tests import metrics_truth as truth
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import headers
-from tests.test_durability import _stop_without_draining
+from tests.spool.test_durability import _stop_without_draining
 
 SECRET = "idempotency-test-pseudonym-secret"
 

@@ -65,7 +65,7 @@ def fuzzed(
     tmp_path_factory: pytest.TempPathFactory, chdb_path: Path
 ) -> Iterator[ThreadedCollector]:
     # No throttle: the fuzzer sends wrong credentials on purpose, thousands of times, and
-    # must keep reaching the handlers (tests/test_security.py tests the throttle).
+    # must keep reaching the handlers (tests/access/test_security.py tests the throttle).
     c = ThreadedCollector(make_settings(tmp_path_factory.mktemp("fuzz"), chdb_path,
                                         auth_failures_per_minute=0,
                                         read_keys={"proj": READ_KEY}))

@@ -3,7 +3,7 @@ data in ten locales, plain and disguised, sent over HTTP as free text of ``error
 ``crash`` and ``survey_response`` events with the value's locale; then nothing of any
 value may be found in any ClickHouse table. Look-alikes must come back unchanged.
 
-Run ``pytest tests/test_scrub_corpus.py -s`` for recall per class and per form.
+Run ``pytest tests/schemas/test_scrub_corpus.py -s`` for recall per class and per form.
 """
 
 from __future__ import annotations

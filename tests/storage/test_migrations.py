@@ -100,7 +100,8 @@ def test_a_database_made_by_the_old_migrations_upgrades_to_the_fresh_schema(
     """Migrations up to 0013 as they were when each of them also replaced views
     (tests/fixtures/migrations_0013), then today's migrate: the same tables and views
     as a database created today."""
-    old = sorted((Path(__file__).parent / "fixtures" / "migrations_0013").glob("*.sql"))
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    old = sorted((fixtures / "migrations_0013").glob("*.sql"))
     settings = make_settings(tmp_path, chdb_path)
     store = Store(settings)
     store.connect()

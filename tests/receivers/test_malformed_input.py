@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.conftest import Running
 from tests.helpers import ADMIN_TOKEN, WRITE_KEY, batch, event, headers
-from tests.test_hardening import QUICK_S, compact, stored_ids
+from tests.receivers.test_hardening import QUICK_S, compact, stored_ids
 
 DEEP = 100_000
 

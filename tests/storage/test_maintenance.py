@@ -11,7 +11,7 @@ from typing import Any
 from quietly_collector.settings import RETENTION_COLUMNS
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import ADMIN_TOKEN, WRITE_KEY, body, event, headers, now
-from tests.test_deletion import A, B, deletion, install_hash, per_install
+from tests.storage.test_deletion import A, B, deletion, install_hash, per_install
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
 
@@ -216,7 +216,7 @@ async def test_a_deletion_retried_after_its_receipt_failed_keeps_one_audit_row(
 
 
 def test_quietly_gc_goes_through_the_running_collector_or_direct(tmp_path: Path) -> None:
-    from tests.test_cli import _serve, run
+    from tests.commands.test_cli import _serve, run
 
     proc, url, _ = _serve(tmp_path)
     try:

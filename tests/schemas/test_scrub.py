@@ -1,6 +1,6 @@
 """The PII scrubber against a corpus of personal data and of look-alike benign values.
 
-Run with ``pytest tests/test_scrub.py -s`` (or look at the summary printed by
+Run with ``pytest tests/schemas/test_scrub.py -s`` (or look at the summary printed by
 ``test_corpus_summary``) for recall per detector class and the false-positive rate.
 """
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import Running, make_settings, start, stop
 from tests.helpers import body, event, headers, now
-from tests.test_spool_recovery import stats
+from tests.spool.test_spool_recovery import stats
 
 
 class DiskFull:

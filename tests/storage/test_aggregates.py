@@ -8,7 +8,7 @@ from typing import Any
 from quietly_collector.insights import metrics
 from tests.conftest import Running
 from tests.helpers import body, event, headers
-from tests.test_deletion import A, B, deletion
+from tests.storage.test_deletion import A, B, deletion
 
 C = "c0000000-0000-4000-8000-00000000000c"
 # Yesterday's noon: every event of the test falls in one day whatever the hour.
