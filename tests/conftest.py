@@ -46,6 +46,9 @@ def make_settings(tmp_path: Path, chdb_path: Path, **overrides: Any) -> Settings
         # their priority took 3x longer (tests/spool/test_priority.py tests the default).
         "storage_nice": 0,
         "port": 0,
+        # Small generated datasets: suppression is tested where it is the subject
+        # (tests/insights/test_kanonymity.py), not in every metric's answer.
+        "min_cell_installs": 0,
     }
     values.update(overrides)
     return load_settings(env={}, overrides=values)

@@ -168,6 +168,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Metrics (docs/metrics.md): written to the metric_settings tables at start.
     activation_event: str = "feature_used"
     production_environments: list[str] = msgspec.field(default_factory=lambda: ["production"])
+    # Segments (docs/metrics.md): an install is "new" while its first event is younger.
+    new_install_days: int = 7
+    # k-anonymity: a row counting fewer distinct installs is suppressed; 0 turns it off.
+    min_cell_installs: int = 5
     # "operation" or "operation.measure" -> "target/good/acceptable[/unacceptable]";
     # merged over DEFAULT_THRESHOLDS, so configuring one operation keeps the others.
     perf_thresholds: dict[str, str] = msgspec.field(default_factory=dict)
@@ -207,7 +211,8 @@ RETENTION_COLUMNS: dict[str, str] = {
     "agg_active_days_v2": "last_day",
     "agg_features_v2": "last_day",
     "agg_performance": "day",
-    "agg_performance_rollup": "day",
+    "agg_performance_rollup_v2": "day",
+    "agg_install_segments": "last_day",
     "agg_jobs": "first_seen",
     "agg_surveys": "day",
     "agg_deployments": "day",
@@ -216,13 +221,14 @@ RETENTION_COLUMNS: dict[str, str] = {
 }
 
 
-# Tables replaced by migrations 0009 and 0012: a configuration naming the old table
+# Tables replaced by migrations 0009, 0012 and 0014: a configuration naming the old table
 # keeps applying to its successor (dau reads active days since 0012).
 RENAMED_TABLES: dict[str, str] = {
     "agg_install_day": "agg_active_days_v2",
     "agg_install_day_v2": "agg_active_days_v2",
     "agg_session_events": "agg_session_events_v2",
     "agg_features": "agg_features_v2",
+    "agg_performance_rollup": "agg_performance_rollup_v2",
 }
 
 
@@ -421,6 +427,10 @@ def _check(s: Settings) -> None:
             )
         if days < 0:
             raise SettingsError(f"table_retention_days.{table}: cannot be negative")
+    if not 1 <= s.new_install_days <= 3660:
+        raise SettingsError("new_install_days: from 1 to 3660")
+    if not 0 <= s.min_cell_installs <= 1_000_000:
+        raise SettingsError("min_cell_installs: from 0 (off) to 1000000")
     if s.max_batches_in_flight_per_project > s.max_batches_in_flight:
         raise SettingsError("max_batches_in_flight_per_project: cannot exceed"
                             " max_batches_in_flight")

@@ -12,12 +12,12 @@ from quietly_schemas.catalog import (
     CatalogError,
     EventSchema,
     FieldSpec,
-    builtin_catalog,
-    load_catalog,
 )
 from quietly_schemas.check import ConsentBlocked, EventInvalid, check_props
 from quietly_schemas.evolution import check_evolution
+from quietly_schemas.loading import builtin_catalog, load_catalog
 from quietly_schemas.scrub import SCRUB_TYPES, scrub, scrub_counted
+from quietly_schemas.segments import SegmentSpec
 
 __all__ = [
     "CONSENT_LEVELS",
@@ -28,6 +28,7 @@ __all__ = [
     "EventInvalid",
     "EventSchema",
     "FieldSpec",
+    "SegmentSpec",
     "builtin_catalog",
     "check_evolution",
     "check_props",

@@ -11,13 +11,15 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from quietly_schemas.scrub import scrub
+
+if TYPE_CHECKING:
+    from quietly_schemas.segments import SegmentSpec
 
 CONSENT_LEVELS: tuple[str, ...] = ("basic", "detailed")
 FIELD_TYPES = ("keyword", "text", "int", "float", "bool")
@@ -266,9 +268,12 @@ def _replace_consent(spec: FieldSpec, consent: str) -> FieldSpec:
 
 
 class Catalog:
-    """All known event schemas, keyed by (name, version)."""
+    """All known event schemas, keyed by (name, version), and the declared segments."""
 
-    def __init__(self, schemas: Iterable[EventSchema]) -> None:
+    def __init__(
+        self, schemas: Iterable[EventSchema], segments: Mapping[str, SegmentSpec] | None = None
+    ) -> None:
+        self.segments: dict[str, SegmentSpec] = dict(segments or {})
         self._schemas: dict[tuple[str, int], EventSchema] = {}
         for schema in schemas:
             if schema.key in self._schemas:
@@ -295,36 +300,4 @@ class Catalog:
         return key in self._schemas
 
     def merged(self, other: Catalog) -> Catalog:
-        return Catalog([*self, *other])
-
-
-def _builtin_files() -> list[tuple[str, str]]:
-    root = resources.files("quietly_schemas") / "events"
-    out = []
-    for entry in root.iterdir():
-        if entry.name.endswith(".toml"):
-            out.append((f"events/{entry.name}", entry.read_text(encoding="utf-8")))
-    return sorted(out)
-
-
-_BUILTIN: Catalog | None = None
-
-
-def builtin_catalog() -> Catalog:
-    """The event types Quietly ships (built once per process)."""
-    global _BUILTIN
-    if _BUILTIN is None:
-        _BUILTIN = Catalog(parse_schema(text, src) for src, text in _builtin_files())
-    return _BUILTIN
-
-
-def load_catalog(dirs: Iterable[str | Path] = (), *, include_builtin: bool = True) -> Catalog:
-    """Built-in events plus every ``*.toml`` schema file in ``dirs`` (operators' own types)."""
-    schemas: list[EventSchema] = list(builtin_catalog()) if include_builtin else []
-    for d in dirs:
-        path = Path(d)
-        if not path.is_dir():
-            raise CatalogError(f"{path}: schema directory does not exist")
-        for file in sorted(path.glob("*.toml")):
-            schemas.append(parse_schema(file.read_text(encoding="utf-8"), str(file)))
-    return Catalog(schemas)
+        return Catalog([*self, *other], {**self.segments, **other.segments})

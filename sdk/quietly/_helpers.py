@@ -153,3 +153,14 @@ class HelpersMixin:
     @safe(None)
     def screen(self, screen: str) -> None:
         self.track("screen_viewed", screen=screen)
+
+    @safe(None)
+    def set_segments(self, **values: str) -> None:
+        """Record the install's segments, e.g. ``set_segments(channel="beta", plan="paid")``.
+
+        Only segments and values declared in the catalog's ``segments.toml`` are sent;
+        anything else is refused like a bad property (counted; raised with its
+        ``$.path`` when ``debug=True``). Each value goes out only at the consent level
+        its segment declares, and an opt-out erases them with every other event.
+        """
+        self.track("segments", **values)

@@ -160,7 +160,7 @@ async def test_a_write_key_deletes_only_its_own_projects_users(server: Running) 
     await server.settle()
     assert server.rows("SELECT project, count() FROM events GROUP BY project") == [("other", 2)]
     tables = server.rows("SELECT name FROM system.tables WHERE database = currentDatabase()"
-                         " AND name LIKE 'agg_%' AND name != 'agg_performance_rollup'"
+                         " AND name LIKE 'agg_%' AND name != 'agg_performance_rollup_v2'"
                          " AND engine LIKE '%MergeTree'")
     for (table,) in tables:
         projects = {p for (p,) in server.rows(f"SELECT DISTINCT project FROM {table}")}

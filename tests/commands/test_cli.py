@@ -87,16 +87,20 @@ def test_serve_with_no_keys_prints_a_dev_key_that_works(
     dau = run("query", "dau", "--url", url, "--format", "json", cwd=tmp_path)
     assert dau.returncode == 0, dau.stderr
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    assert json.loads(dau.stdout) == [{"day": today, "app": "my-ide", "users": 1}]
+    # One install is fewer than min_cell_installs (5 by default): its row is kept,
+    # its count withheld.
+    assert json.loads(dau.stdout) == [
+        {"day": today, "app": "my-ide", "users": None, "suppressed": True}]
     csv_out = run("query", "crash_rate", "--url", url, "--format", "csv", cwd=tmp_path)
     assert csv_out.stdout.splitlines()[0].startswith("day,app,sessions,crashed_sessions")
     # No data in the window: the header alone, so a script reading the CSV still works.
     none = run("query", "dau", "--since", "2001-01-01", "--until", "2001-01-02", "--url", url,
                "--format", "csv", cwd=tmp_path)
-    assert none.returncode == 0 and none.stdout.splitlines() == ["day,app,users"]
+    assert none.returncode == 0 and none.stdout.splitlines() == ["day,app,users,suppressed"]
     none = run("query", "dau", "--since", "2001-01-01", "--until", "2001-01-02", "--url", url,
                cwd=tmp_path)
-    assert none.stdout.split() == ["day", "app", "users", "---", "---", "-----", "(0", "rows)"]
+    assert none.stdout.split() == ["day", "app", "users", "suppressed", "---", "---", "-----",
+                                   "----------", "(0", "rows)"]
     listed = run("query", "--list", cwd=tmp_path)
     assert listed.returncode == 0 and "retention" in listed.stdout
     bad = run("query", "daily", "--url", url, cwd=tmp_path)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quietly_collector.insights import metrics
+from quietly_collector.insights import metrics, segments
 from tests import metrics_truth as truth
 from tests.conftest import Running
 from tests.helpers import ADMIN_TOKEN, body, headers
@@ -100,17 +100,20 @@ async def test_views_match_python(loaded: tuple[Running, list[truth.Ev]]) -> Non
             for r in _rows(server, "retention")} == truth.retention(evs)
 
     # quietly query runs each view's stored SELECT; an engineer's SELECT * FROM the view
-    # must give the very same rows.
-    params = {"since": truth.START, "until": truth.END, "app": ""}
+    # must give the very same rows (with empty seg1, seg2 columns when nothing is
+    # broken down).
+    params = {"since": truth.START, "until": truth.END, "app": "", "by": [], "where": []}
     for name in metrics.METRICS:
         if name == "funnel":
             continue
         direct = server.store.query(
             f"SELECT * FROM metric_{name}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String})", params)
+            " app = {app:String}, by = {by:Array(String)}, where = {where:Array(String)})",
+            params)
+        assert {r[direct[0].index("seg1")] for r in direct[1]} <= {""}, name
         q = metrics.parse_query(name, SINCE, UNTIL)
-        assert metrics.run(server.store, q) == (
-            direct[0], [[metrics._plain(v) for v in r] for r in direct[1]]), name
+        assert metrics.run(server.store, q) == segments.name_columns(
+            direct[0], [[metrics._plain(v) for v in r] for r in direct[1]], ()), name
 
 
 async def test_quantiles_grades_jobs_nps_deployments_funnel(
@@ -219,7 +222,7 @@ async def test_metrics_over_http_need_the_admin_token(loaded: tuple[Running, lis
     async with server.session.get(empty + "&format=csv", headers=admin) as resp:
         assert (await resp.text()).splitlines() == [
             "day,app,sessions,crashed_sessions,crashes,crashes_per_1000_sessions,"
-            "crash_free_sessions_rate,crash_free_users_rate,errors_per_session"]
+            "crash_free_sessions_rate,users,crash_free_users_rate,errors_per_session"]
     async with server.session.get(f"{server.url}/v1/metrics/nope", headers=admin) as resp:
         assert resp.status == 404
         assert "known:" in (await resp.json())["error"]

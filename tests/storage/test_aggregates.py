@@ -45,4 +45,4 @@ async def test_a_deletion_rebuilds_the_rollup_days_of_the_install(server: Runnin
     assert _search(server)[0] == 2
     await _post(server, [deletion(C)])
     assert _search(server) == (1, 10.0)
-    assert server.rows("SELECT sum(samples) FROM agg_performance_rollup") == [(1,)]
+    assert server.rows("SELECT sum(samples) FROM agg_performance_rollup_v2") == [(1,)]

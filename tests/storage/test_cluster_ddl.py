@@ -131,7 +131,7 @@ def test_on_one_shard_every_metric_view_gives_the_single_node_answer(single: Sto
         single.command(f"INSERT INTO {db}.{table} SELECT * FROM {single.database}.{table}")
     single.command(EVENTS.format(t="events"))
     single.command(EVENTS.format(t=f"{db}.events_local"))
-    params = "since = '2026-10-01', until = '2027-12-31', app = ''"
+    params = "since = '2026-10-01', until = '2027-12-31', app = '', by = [], where = []"
     for name in METRICS:
         if name == "funnel":
             continue

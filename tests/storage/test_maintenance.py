@@ -270,7 +270,7 @@ async def test_gc_merges_aggregates_left_in_parts_and_the_views_answer_the_same(
     from quietly_collector.insights import metrics
 
     running = await start(make_settings(tmp_path, chdb_path))
-    tables = ("agg_performance_rollup", "agg_active_days_v2", "agg_features_v2")
+    tables = ("agg_performance_rollup_v2", "agg_active_days_v2", "agg_features_v2")
     try:
         for table in tables:
             # ClickHouse's own merges would race the cycle; OPTIMIZE is not limited.

@@ -82,7 +82,9 @@ def test_views_have_one_current_definition_outside_the_numbered_migrations() -> 
     assert len(defined) == len(set(defined))
     from quietly_collector.insights.metrics import METRICS
 
-    assert set(defined) == {f"metric_{m}" for m in METRICS if m != "funnel"}
+    # metric_install_segments: each install's segments, joined by every metric view.
+    assert set(defined) == {f"metric_{m}" for m in METRICS if m != "funnel"} | {
+        "metric_install_segments"}
 
 
 def _schema(store: Store) -> dict[str, tuple[str, str]]:

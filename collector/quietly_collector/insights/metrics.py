@@ -15,11 +15,13 @@ import re
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from quietly_collector.insights import segments
+from quietly_collector.insights.suppress import suppress
 from quietly_collector.storage.store import StorageError, Store
 
 
@@ -69,6 +71,8 @@ class Query:
     app: str = ""
     steps: tuple[str, ...] = ()
     window_s: int = 86_400
+    by: tuple[str, ...] = ()
+    where: tuple[tuple[str, str], ...] = ()
 
 
 def parse_query(
@@ -78,6 +82,9 @@ def parse_query(
     app: str | None = None,
     steps: Sequence[str] = (),
     window: str | None = None,
+    by: Sequence[str] = (),
+    where: Sequence[str] = (),
+    schema_dirs: Sequence[str] = (),
 ) -> Query:
     if metric not in METRICS:
         raise MetricError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
@@ -99,7 +106,12 @@ def parse_query(
         raise MetricError(f"funnel takes at most {MAX_FUNNEL_STEPS} steps (windowFunnel's"
                           f" limit), got {len(steps)}")
     window_s = _window(window) if window is not None else 86_400
-    return Query(metric, start, end, app or "", tuple(steps), window_s)
+    try:
+        by_ = segments.check_by(by, schema_dirs)
+        where_ = segments.check_where(where, schema_dirs)
+    except segments.SegmentError as exc:
+        raise MetricError(str(exc)) from None
+    return Query(metric, start, end, app or "", tuple(steps), window_s, by_, where_)
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -126,17 +138,34 @@ def _window(value: str) -> int:
 
 
 def run(
-    store: Store, q: Query, scope: str | None = None
+    store: Store, q: Query, scope: str | None = None, min_cell_installs: int | None = None
 ) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows, values made JSON-friendly (dates as ISO text, NaN as None).
-    ``scope``: only this project's rows (a read key's), else every project's."""
-    params: dict[str, Any] = {"since": q.since, "until": q.until, "app": q.app}
+    ``scope``: only this project's rows (a read key's), else every project's. Rows
+    counting fewer than ``min_cell_installs`` installs (default: the setting) are
+    suppressed (insights/suppress.py)."""
+    k = store.settings.min_cell_installs if min_cell_installs is None else min_cell_installs
+    columns, rows = _answer(store, q, scope)
+    if k <= 0:
+        return columns, rows
+    # A filtered answer is checked against the unfiltered one: their difference
+    # must not single anyone out.
+    whole = _answer(store, replace(q, where=()), scope)[1] if q.where else None
+    return suppress(q.metric, columns, rows, k, q.by, whole)
+
+
+def _answer(store: Store, q: Query, scope: str | None) -> tuple[list[str], list[list[Any]]]:
+    params: dict[str, Any] = {"since": q.since, "until": q.until, "app": q.app,
+                              **segments.view_params(q.by, q.where)}
     settings = scope_settings(store, scope)
     if q.metric == "funnel":
-        columns, rows = _funnel(store, q, params, settings)
+        cols, raw = _funnel(store, q, params, settings)
     else:
-        columns, rows = _view(store, f"metric_{q.metric}", params, settings)
-    return columns, [[_plain(v) for v in r] for r in rows]
+        cols, raw = _view(store, f"metric_{q.metric}", params, settings)
+    columns, rows = segments.name_columns(cols, [[_plain(v) for v in r] for r in raw], q.by)
+    if q.metric == "retention" and q.by:
+        rows = segments.pool_cohorts(columns, rows, q.by)
+    return columns, rows
 
 
 # Per store: (monotonic time read, tables of the database with a `project` column).
@@ -180,7 +209,7 @@ def _view(
     if sql is None:  # not a view here: let ClickHouse say what is wrong
         return store.query(
             f"SELECT * FROM {name}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String})",
+            " app = {app:String}, by = {by:Array(String)}, where = {where:Array(String)})",
             params, settings,
         )
     try:
@@ -230,22 +259,31 @@ def _funnel(
     params["window"] = q.window_s
     params["events"] = sorted({p for k, p in params.items() if re.fullmatch(r"e\d+", k)})
     _, rows = store.query(
-        "SELECT level, count() FROM (SELECT install_hash,"
+        "SELECT level, seg1, seg2, count() FROM (SELECT install_hash, any(project) AS f_project,"
+        " any(app) AS f_app,"
         f" windowFunnel({{window:UInt64}})(toDateTime(ts), {', '.join(conds)}) AS level"
         " FROM events WHERE toDate(ts) BETWEEN {since:Date} AND {until:Date}"
         " AND ({app:String} = '' OR app = {app:String}) AND event IN {events:Array(String)}"
-        " GROUP BY install_hash) WHERE level > 0 GROUP BY level",
+        " GROUP BY install_hash) AS t ANY LEFT JOIN metric_install_segments(until ="
+        " {until:Date}, by = {by:Array(String)}, where = {where:Array(String)}) AS g"
+        " ON g.project = t.f_project AND g.app = t.f_app AND g.install_hash = t.install_hash"
+        " WHERE level > 0 AND (empty({where:Array(String)}) OR g.matched = 1)"
+        " GROUP BY level, seg1, seg2 ORDER BY seg1, seg2",
         params, settings,
     )
-    at_level = {int(r[0]): int(r[1]) for r in rows}
+    cells: dict[tuple[str, str], dict[int, int]] = {}
+    for level, s1, s2, n in rows:
+        cells.setdefault((s1, s2), {})[int(level)] = int(n)
     out: list[Sequence[Any]] = []
-    previous = None
-    for i, step in enumerate(q.steps, start=1):
-        users = sum(n for lvl, n in at_level.items() if lvl >= i)
-        rate = None if previous is None else (round(users / previous, 4) if previous else None)
-        out.append([i, step, users, rate])
-        previous = users
-    return ["position", "step", "users", "conversion_from_previous"], out
+    groups = sorted(cells.items()) if q.by else [(("", ""), cells.get(("", ""), {}))]
+    for (s1, s2), at_level in groups:
+        previous = None
+        for i, step in enumerate(q.steps, start=1):
+            users = sum(n for lvl, n in at_level.items() if lvl >= i)
+            rate = None if previous is None else (round(users / previous, 4) if previous else None)
+            out.append([i, step, s1, s2, users, rate])
+            previous = users
+    return ["position", "step", "seg1", "seg2", "users", "conversion_from_previous"], out
 
 
 def _plain(v: Any) -> Any:

@@ -1,7 +1,7 @@
 """Upkeep of the aggregates that a plain ``ALTER TABLE ... DELETE`` cannot keep right
 (migration 0009):
 
-* ``agg_performance_rollup`` has no ``install_hash`` (that is what makes it small),
+* ``agg_performance_rollup_v2`` has no ``install_hash`` (that is what makes it small),
   so a deletion cannot remove one install's samples from it. The days the deleted
   install had in ``agg_performance`` (the per-install, erasable source) are taken
   before its rows go, and afterwards rebuilt from what ``agg_performance`` still holds.
@@ -22,7 +22,7 @@ from quietly_collector.settings import retention_of
 from quietly_collector.storage.mutations import Targets
 from quietly_collector.storage.store import Store
 
-ROLLUP = "agg_performance_rollup"
+ROLLUP = "agg_performance_rollup_v2"
 ROLLUP_SOURCE = "agg_performance"
 _KEYS = "project, app, day, operation, measure, app_version"
 
@@ -55,7 +55,7 @@ def rebuild_rollup(store: Store, days: Sequence[date]) -> None:
     # inserted, and the table's deduplication window would silently drop it.
     store.write_command(
         f"INSERT INTO {ROLLUP} SELECT {_KEYS}, sum(samples),"
-        " quantilesTDigestMergeState(0.5, 0.95, 0.99)(q)"
+        " quantilesTDigestMergeState(0.5, 0.95, 0.99)(q), uniqState(install_hash)"
         f" FROM {ROLLUP_SOURCE} WHERE day IN ({in_days}) GROUP BY {_KEYS}",
         {"insert_deduplicate": 0},
     )

@@ -6,7 +6,7 @@ so the writer applies it in spool order: after every event spooled before it.
 Which tables: every MergeTree-family table of the database with a ``UInt64``
 column named ``install_hash``, looked up in ``system.columns`` each time, so
 tables added later (aggregates) are covered without a registry; the one aggregate
-without installs, ``agg_performance_rollup``, is rebuilt for the install's days
+without installs, ``agg_performance_rollup_v2``, is rebuilt for the install's days
 (aggregates.py). Views hold no rows and are skipped (a materialized view's target
 or inner table is a table, and is covered); so is ``deletion_receipts``, which must keep the hash.
 
