@@ -98,8 +98,16 @@ def _every_table(server: Running) -> dict[str, str]:
         "SELECT name FROM system.tables WHERE database = currentDatabase()"
         " AND engine NOT LIKE '%View'"
     )]
-    return {t: json.dumps(server.rows(f"SELECT * FROM `{t}`"), default=str,
-                          ensure_ascii=False) for t in tables}
+    out = {}
+    for t in tables:
+        # An aggregate state is read as its value (argMin's: the string it keeps).
+        cols = [f"finalizeAggregation(`{c}`)" if ty.startswith("AggregateFunction") else f"`{c}`"
+                for c, ty in server.rows(
+                    "SELECT name, type FROM system.columns WHERE database = currentDatabase()"
+                    f" AND table = '{t}' ORDER BY position")]
+        out[t] = json.dumps(server.rows(f"SELECT {', '.join(cols)} FROM `{t}`"), default=str,
+                            ensure_ascii=False)
+    return out
 
 
 def _report(table: dict[str, list[int]], title: str) -> list[str]:

@@ -38,6 +38,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--project", help="only this project's rows (default: every project;"
                    " a read key reads its own)")
     p.add_argument("--window", help="funnel window: seconds, or 30m, 2h, 7d (default 1d)")
+    p.add_argument("--by", action="append", default=[], metavar="SEGMENT",
+                   help="break down by a segment (at most twice): channel, plan, team,"
+                        " platform, app_version, tenure, or one of your own")
+    p.add_argument("--where", action="append", default=[], metavar="SEGMENT=VALUE",
+                   help="only installs with this segment value (repeatable; values of one"
+                        " segment are alternatives, different segments must all match)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
     p.add_argument("--direct", action="store_true",
@@ -53,7 +59,8 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{m.name:<{width}}  {m.meaning}")
         return 0 if args.list else 2
     try:
-        q = parse_query(args.metric, args.since, args.until, args.app, args.steps, args.window)
+        q = parse_query(args.metric, args.since, args.until, args.app, args.steps, args.window,
+                        args.by, args.where, settings.schema_dirs)
     except MetricError as exc:
         print(f"quietly: {exc}", file=sys.stderr)
         return 2
@@ -94,6 +101,8 @@ def _over_http(
     if args.window:
         params.append(("window", args.window))
     params += [("step", s) for s in args.steps]
+    params += [("by", s) for s in args.by]
+    params += [("where", w.replace("=", ":", 1)) for w in args.where]
     if args.format != "json":
         params.append(("format", "csv"))
     path = f"/v1/metrics/{urllib.parse.quote(args.metric)}?{urllib.parse.urlencode(params)}"

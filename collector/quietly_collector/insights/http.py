@@ -62,7 +62,7 @@ async def get_metrics_list(request: web.Request) -> web.Response:
 
 @access(Level.READ)
 async def get_metric(request: web.Request) -> web.Response:
-    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&format=json|csv"""
+    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&by=&where=&format="""
     qs = request.query
     fmt = qs.get("format", "json")
     if fmt not in ("json", "csv"):
@@ -70,7 +70,8 @@ async def get_metric(request: web.Request) -> web.Response:
     try:
         q = metrics.parse_query(
             request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
-            qs.getall("step", []), qs.get("window"),
+            qs.getall("step", []), qs.get("window"), qs.getall("by", []),
+            qs.getall("where", []), request.app[COLLECTOR].settings.schema_dirs,
         )
     except metrics.MetricError as exc:
         if request.match_info["name"] in metrics.METRICS:

@@ -280,7 +280,9 @@ def _funnel(
         previous = None
         for i, step in enumerate(q.steps, start=1):
             users = sum(n for lvl, n in at_level.items() if lvl >= i)
-            rate = None if previous is None else (round(users / previous, 4) if previous else None)
+            rate: float | None = None
+            if previous:
+                rate = round(users / previous, 4)
             out.append([i, step, s1, s2, users, rate])
             previous = users
     return ["position", "step", "seg1", "seg2", "users", "conversion_from_previous"], out
