@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests import metrics_truth as truth
 from tests.conftest import Running
 from tests.helpers import body, headers
 
+Row = dict[str, Any]
 SINCE, UNTIL = truth.START.isoformat(), truth.END.isoformat()
 CHANNELS = ["beta", "launch_week", "organic", "paid_ads", "enterprise"]
 PLATFORMS = ["linux", "macos", "windows"]
@@ -99,7 +101,8 @@ async def test_every_metric_by_segment_equals_the_metric_over_that_segments_inst
     tenure = _tenure(evs)
     for install, t in tenure.items():
         segs[install]["tenure"] = t
-    checks = [
+    checks: list[tuple[str, Callable[[Row], Any], Callable[[Row], Any],
+                       Callable[[list[truth.Ev]], Any]]] = [
         ("dau", lambda r: (r["day"], r["app"]), lambda r: r["users"], truth.dau),
         ("wau", lambda r: (r["day"], r["app"]), lambda r: r["users"],
          lambda es: truth.window_users(es, 7)),
