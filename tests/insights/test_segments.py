@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
