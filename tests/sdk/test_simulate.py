@@ -93,3 +93,16 @@ def test_plans_are_valid_deterministic_and_inside_the_window() -> None:
                 assert schema is not None, name
                 for level in ("basic", "detailed"):
                     check_props(schema, props, level)  # raises EventInvalid
+
+
+def test_simulated_channels_retain_differently() -> None:
+    """Enterprise installs stay longest and paid-ads installs leave first, as in the
+    KPI plan's cohort table, so a breakdown by channel shows a difference."""
+    active: dict[str, list[int]] = {}
+    for index in range(300):
+        plan = plan_user(3, index, 40)
+        [seg] = [e for s in plan.segments for e in s.events if e[1] == "segments"][:1]
+        days = {int(e[0] // DAY) for s in plan.segments for e in s.events}
+        active.setdefault(seg[2]["channel"], []).append(max(days) - min(days))
+    mean = {c: sum(v) / len(v) for c, v in active.items()}
+    assert mean["enterprise"] > mean["organic"] > mean["paid_ads"], mean

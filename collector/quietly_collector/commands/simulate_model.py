@@ -72,6 +72,13 @@ NPS_WEIGHTS = (1, 1, 1, 2, 2, 4, 6, 10, 18, 22, 20)  # ~48% promoters, ~20% detr
 PERSONAS = {"core": (0.25, 0.85, 0.01), "regular": (0.5, 0.55, 0.025),
             "casual": (0.25, 0.25, 0.05)}
 
+# channel: (share, churn hazard factor): enterprise retains best, paid ads worst.
+CHANNELS = {"beta": (0.08, 0.6), "launch_week": (0.12, 0.9), "organic": (0.4, 1.0),
+            "paid_ads": (0.2, 1.8), "enterprise": (0.08, 0.35), "referral": (0.1, 0.8),
+            "other": (0.02, 1.0)}
+PAID_HAZARD = 0.7  # paying users churn less
+UPGRADE_SHARE = 0.15  # free users who start paying after their second week
+
 Event = tuple[float, str, dict[str, Any]]
 
 
@@ -95,13 +102,25 @@ class UserPlan:
 
 def plan_user(seed: int, index: int, days: int) -> UserPlan:
     rng = random.Random(f"quietly-simulate:{seed}:{index}")
-    return _User(rng, days).plan()
+    # Segments draw from their own generator, so they do not reshuffle the rest.
+    segs = random.Random(f"quietly-simulate-segments:{seed}:{index}")
+    return _User(rng, days, segs).plan()
 
 
 class _User:
-    def __init__(self, rng: random.Random, days: int) -> None:
+    def __init__(self, rng: random.Random, days: int, segs: random.Random) -> None:
         self.rng = rng
         self.days = days
+        names = list(CHANNELS)
+        self.channel = segs.choices(names, [CHANNELS[n][0] for n in names])[0]
+        enterprise = self.channel == "enterprise"
+        self.plan_name = "enterprise" if enterprise else (
+            "paid" if segs.random() < 0.3 else "free")
+        self.team = "team" if segs.random() < (0.9 if enterprise else 0.25) else "individual"
+        self.upgrade_day = segs.randint(14, 21) if (
+            self.plan_name == "free" and segs.random() < UPGRADE_SHARE) else None
+        self.hazard_factor = CHANNELS[self.channel][1] * (
+            PAID_HAZARD if self.plan_name != "free" else 1.0)
         self.consent = "detailed" if rng.random() < 0.2 else "basic"
         names = list(PERSONAS)
         self.persona = rng.choices(names, [PERSONAS[n][0] for n in names])[0]
@@ -142,6 +161,7 @@ class _User:
     def plan(self) -> UserPlan:
         segments: list[Segment] = []
         _, p_active, hazard = PERSONAS[self.persona]
+        hazard *= self.hazard_factor
         for day in range(self.join, self.days):
             if day > self.join:
                 gone = 0.6 if self.explorer else 0.15
@@ -156,7 +176,24 @@ class _User:
             self._day(day, segments[-1])
         for seg in segments:  # jobs and surveys were planned ahead of the actions
             seg.events.sort(key=lambda e: e[0])
+        self._segments([s for s in segments if s.events])
         return UserPlan(self.consent, [s for s in segments if s.events])
+
+    def _segments(self, segments: list[Segment]) -> None:
+        """set_segments at the first event, and again when a free user starts paying."""
+        if not segments:
+            return
+        first = segments[0].events[0][0]
+        segments[0].events.insert(0, (first, "segments", {
+            "channel": self.channel, "plan": self.plan_name, "team": self.team}))
+        if self.upgrade_day is None:
+            return
+        at = first + self.upgrade_day * DAY
+        for seg in segments:
+            if seg.events[0][0] <= at <= seg.events[-1][0]:
+                i = next(i for i, e in enumerate(seg.events) if e[0] >= at)
+                seg.events.insert(i, (seg.events[i][0], "segments", {"plan": "paid"}))
+                return
 
     def _day(self, day: int, seg: Segment) -> None:
         rng = self.rng
