@@ -273,3 +273,25 @@ async def test_another_projects_events_neither_hide_nor_fire_a_projects_alert(
     assert by_scope["project=proj app=crashy"].state == "pending"
     assert by_scope["project=proj app=crashy"].value == pytest.approx(0.03)
     assert by_scope["project=other app=crashy"].state == "ok"
+
+
+async def test_a_rule_filtered_by_segment_watches_only_those_installs(
+    server: Running, settings: Settings, receiver: Receiver,  # noqa: F811
+) -> None:
+    from quietly_collector.settings import AlertRule
+
+    rule = AlertRule(name="nps_paid", metric="nps", column="nps", op="<", threshold=0,
+                     where={"plan": "paid"}, samples="responses", min_samples=10,
+                     window="30d")
+    s = msgspec.structs.replace(only(settings), alert_rules=[
+        *[msgspec.structs.replace(r, enabled=False) for r in DEFAULT_RULES], rule])
+    day = TODAY - timedelta(days=3)
+    # Paying users (0-19) are unhappy, free users (20-59) happy: only paid fires.
+    events = d.nps("app", day, 2, 3, 15) + d.nps("app", day, 40, 0, 0, first=20)
+    events += [d.ev("segments", at(day, 0, 0, 1), d.install("app", i), "app",
+                    plan="paid" if i < 20 else "free") for i in range(60)]
+    await d.send(server, events)
+    got = await run(server, s, at(TODAY, 1))
+    assert states(got) == {"nps_paid app=app": "firing"}
+    assert got["nps_paid app=app"].state.value == pytest.approx(100 * (2 - 15) / 20)
+    assert receiver.kinds() == [("nps_paid", "app=app", "firing")]

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from quietly_collector.insights import segments
 from quietly_collector.insights.metrics import Query, as_objects, run, scope_settings
 from quietly_collector.settings import AlertRule
 from quietly_collector.storage.store import Store
@@ -95,8 +96,14 @@ def evaluate(store: Store, rule: AlertRule, today: date) -> list[Observation]:
 
 
 def _rows(store: Store, rule: AlertRule, w: _Window, app: str, project: str) -> list[Row]:
-    rows = as_objects(*run(store, Query(rule.metric, w.since, w.until, app), project))
-    return [r for r in rows if all(str(r.get(k)) == v for k, v in rule.where.items())]
+    # A `where` on a segment (plan = "paid") filters installs in the engine; any other
+    # key is a column of the metric's rows (operation = "startup").
+    names = set(segments.known(store.settings.schema_dirs))
+    seg_where = tuple((k, v) for k, v in sorted(rule.where.items()) if k in names)
+    cols = {k: v for k, v in rule.where.items() if k not in names}
+    q = Query(rule.metric, w.since, w.until, app, where=seg_where)
+    rows = as_objects(*run(store, q, project))
+    return [r for r in rows if all(str(r.get(k)) == v for k, v in cols.items())]
 
 
 def _key(rule: AlertRule, row: Row) -> tuple[str, ...]:
