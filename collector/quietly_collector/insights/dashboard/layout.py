@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from urllib.parse import urlencode
 
@@ -37,16 +38,28 @@ def document(title: str, body: str) -> str:
             f"<body>{body}</body></html>")
 
 
-def page(active: str, title: str, subtitle: str, days: int, app: str, body: str) -> str:
+def page(active: str, title: str, subtitle: str, days: int, app: str, body: str,
+         where: str = "", choices: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
+    """``where``: the segment filter in force (``plan:paid``); ``choices``: the segments
+    and values the selector offers, as plain links."""
     nav = "".join(
-        f'<a href="{href}{_qs(days, app)}" class="{"on" if key == active else ""}">'
+        f'<a href="{href}{_qs(days, app, where)}" class="{"on" if key == active else ""}">'
         f"{label}</a>" for key, href, label in PAGES)
     here = dict((k, h) for k, h, _ in PAGES)[active]
     periods = "".join(
-        f'<a href="{here}{_qs(d, app)}" class="{"on" if d == days else ""}">{d} days</a>'
+        f'<a href="{here}{_qs(d, app, where)}" class="{"on" if d == days else ""}">{d} days</a>'
         for d in PERIODS)
-    scope = (f' · app <b>{escape(app)}</b> (<a href="{here}{_qs(days, "")}">all apps</a>)'
+    scope = (f' · app <b>{escape(app)}</b> (<a href="{here}{_qs(days, "", where)}">all apps</a>)'
              if app else " · all apps")
+    if choices:
+        links = [f'<a href="{here}{_qs(days, app)}" class="{"" if where else "on"}">'
+                 "all installs</a>"]
+        for name, values in choices:
+            links += [f'<a href="{here}{_qs(days, app, f"{name}:{v}")}" class="'
+                      f'{"on" if where == f"{name}:{v}" else ""}">{escape(name)}: {escape(v)}</a>'
+                      for v in values]
+        body = f'<nav class="controls segments" aria-label="segment">{"".join(links)}</nav>{body}'
+
     header = (
         '<header class="top"><span class="brand">Quietly</span>'
         f'<nav aria-label="dashboards">{nav}</nav>'
@@ -60,10 +73,12 @@ def page(active: str, title: str, subtitle: str, days: int, app: str, body: str)
         " length just before.</footer></main>"))
 
 
-def _qs(days: int, app: str) -> str:
+def _qs(days: int, app: str, where: str = "") -> str:
     params: dict[str, str | int] = {"days": days}
     if app:
         params["app"] = app
+    if where:
+        params["where"] = where
     return "?" + urlencode(params)
 
 
