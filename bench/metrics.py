@@ -58,6 +58,7 @@ from bench.machine import git, versions
 from bench.metrics_common import (
     RESULTS_DIR,
     ROOT,
+    TARGET_BY_RATIO,
     TARGET_RATIO,
     TARGET_VIEW_MS,
     BenchError,
@@ -114,7 +115,7 @@ def print_report(result: dict[str, Any]) -> None:
            f" two-row MergeTree {w['floor_ms']['table']:.2f} ms)" if "floor_ms" in w else ")"),
         f"{'window':<8} {'metric':<17} {'rows':>5} {'view ms':>8} {'direct':>7} {'raw ms':>8}"
         f" {'raw/view':>8} {'max x':>6} {'view cpu':>8} {'raw cpu':>8} {'cpu x':>6}  {'>=20x':<5}"
-        f" {'<100ms':<6} check",
+        f" {'<100ms':<6} {'by ms':>7} {'by x':>5} {'<=3x':<5} check",
     ]
     for q in w["queries"]:
         check = q["check"]
@@ -128,7 +129,9 @@ def print_report(result: dict[str, Any]) -> None:
             f" {q['view_cpu_ms']:>8.1f}"
             f" {q['raw_cpu_ms']:>8.1f} {q['cpu_ratio']:>6.1f}"
             f"  {'PASS' if q['ok_ratio'] else 'MISS':<5}"
-            f" {'PASS' if q['ok_view_ms'] else 'MISS':<6} {shown}"
+            f" {'PASS' if q['ok_view_ms'] else 'MISS':<6}"
+            f" {q.get('by_ms', math.nan):>7.1f} {q.get('by_ratio', math.nan):>5.2f}"
+            f" {'PASS' if q.get('ok_by') else 'MISS':<5} {shown}"
         )
     for f in w["funnel"]:
         lines.append(f"{f['window']:<8} {'funnel':<17} {len(f['result']):>5} {'-':>8} {'-':>7}"
@@ -145,6 +148,9 @@ def print_report(result: dict[str, Any]) -> None:
         f" faster than the raw table: {t['ratio_met']} of {t['queries']} queries",
         f"  {'PASS' if t['view_ms_met'] == t['queries'] else 'MISS'}  view <"
         f" {TARGET_VIEW_MS:.0f} ms: {t['view_ms_met']} of {t['queries']} queries",
+        f"  {'PASS' if t.get('by_met') == t['queries'] else 'MISS'}  by"
+        f" {result['params'].get('by', '?')} <= {TARGET_BY_RATIO:.0f}x the view without it:"
+        f" {t.get('by_met', '?')} of {t['queries']} queries",
     ]
     if t.get("ratio_out_of_reach"):
         lines.append(f"        {len(t['ratio_out_of_reach'])} of the misses cannot reach"
@@ -179,6 +185,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="windows (days ending on the last day) timed besides the whole 90"
                         " days (default 30)")
     p.add_argument("--app", default="", help="app parameter of every query (default '': all)")
+    p.add_argument("--by", default="channel", metavar="SEGMENT",
+                   help="segment of the breakdown timed beside each view (default channel)")
     p.add_argument("--only", nargs="*", default=[], metavar="METRIC",
                    help="time only these metrics (and the funnel)")
     p.add_argument("--block-rows", type=int, default=BLOCK_ROWS,
@@ -222,7 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tempfile.mkdtemp(prefix="quietly-bench-metrics-"))
     params = {
         "data_dir": str(work / "data"), "events": args.events, "runs": args.runs,
-        "windows": args.windows, "app": args.app, "only": args.only,
+        "windows": args.windows, "app": args.app, "only": args.only, "by": args.by,
         "block_rows": args.block_rows, "optimize": args.optimize,
         "maintenance": args.maintenance,
         "settle_seconds": args.settle_seconds, "wait_idle": args.wait_idle,
@@ -257,6 +265,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "summary": {
             "queries": len(queries),
             "ratio_met": sum(q["ok_ratio"] for q in queries),
+            "by_met": sum(q["ok_by"] for q in queries),
             "view_ms_met": sum(q["ok_view_ms"] for q in queries),
             "ratio_out_of_reach": [f"{q['metric']} ({q['window']})" for q in queries
                                    if q["max_ratio"] < TARGET_RATIO],

@@ -13,6 +13,8 @@ DATABASE = "quietly"
 # Targets from the issue.
 TARGET_RATIO = 20.0
 TARGET_VIEW_MS = 100.0
+# A breakdown by one segment: at most this many times the same metric without it.
+TARGET_BY_RATIO = 3.0
 
 
 class BenchError(Exception):

@@ -23,10 +23,23 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _unsegmented(answer: tuple[list[str], list[Any]]) -> tuple[list[str] | None, list[Any]]:
+    """Without its seg1/seg2 columns, which must be empty when nothing is broken down
+    (the raw queries have none); None if one is set."""
+    cols, rows = answer
+    segs = [i for i, c in enumerate(cols) if c in ("seg1", "seg2")]
+    if any(r[i] != "" for r in rows for i in segs):
+        return None, rows
+    return ([c for i, c in enumerate(cols) if i not in segs],
+            [[v for i, v in enumerate(r) if i not in segs] for r in rows])
+
+
 def compare(metric: str, view: tuple[list[str], list[Any]],
             raw: tuple[list[str], list[Any]]) -> dict[str, Any]:
     """``exact``, ``approximate`` (t-digest columns within tolerance) or ``MISMATCH``."""
-    (vcols, vrows), (rcols, rrows) = view, raw
+    (vcols, vrows), (rcols, rrows) = _unsegmented(view), _unsegmented(raw)
+    if vcols is None or rcols is None:
+        return {"status": "MISMATCH", "detail": "segment columns set without a breakdown"}
     if vcols != rcols:
         return {"status": "MISMATCH", "detail": f"columns {vcols} != {rcols}"}
     if len(vrows) != len(rrows):

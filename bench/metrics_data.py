@@ -144,3 +144,22 @@ FROM
     FROM numbers({first}, {count})
 )
 """
+
+
+# Declared segments for the breakdown timings: one `segments` event per install, at its
+# first event (so cohorts and days stay as loaded), with a channel, plan and team
+# drawn from its hash.
+SEGMENTS_SQL = """
+INSERT INTO events (event_id, project, event, version, install_hash, session_hash, ts,
+    client_ts, sent_at, received_at, ts_source, app, app_version, os, os_version, locale,
+    sdk, sdk_version, consent, props)
+SELECT generateUUIDv4(install_hash), 'bench', 'segments', 1, install_hash,
+    argMin(session_hash, ts), min(ts) AS t, t, t, t, 'sent_at_skew', app, argMin(app_version, ts),
+    argMin(os, ts), '6.1', 'en_US', any(sdk), '0.1.0', 'basic',
+    concat('{"channel":"', ['beta', 'launch_week', 'organic', 'paid_ads', 'enterprise',
+                            'referral', 'other'][install_hash % 7 + 1],
+           '","plan":"', ['free', 'paid', 'enterprise'][intDiv(install_hash, 7) % 3 + 1],
+           '","team":"', ['individual', 'team'][intDiv(install_hash, 21) % 2 + 1], '"}')
+FROM events
+GROUP BY install_hash, app
+"""

@@ -207,8 +207,8 @@ SELECT toDate(start) AS day, app,
        sum(s_crashes) AS crashes,
        round(1000 * crashes / sessions, 3) AS crashes_per_1000_sessions,
        round(1 - crashed_sessions / sessions, 4) AS crash_free_sessions_rate,
-       round(1 - uniqExactIf(install_hash, s_crashes > 0) / uniqExact(install_hash), 4)
-           AS crash_free_users_rate,
+       uniqExact(install_hash) AS users,
+       round(1 - uniqExactIf(install_hash, s_crashes > 0) / users, 4) AS crash_free_users_rate,
        round(sum(s_errors) / sessions, 4) AS errors_per_session
 FROM
 (
@@ -221,7 +221,7 @@ ORDER BY day, app""",
     "performance": f"""
 SELECT p.operation AS operation, p.measure AS measure,
        multiIf(p.measure = 'memory_mb', 'MB', p.measure = 'cpu_pct', '%', 'ms') AS unit,
-       p.app_version AS app_version, p.n AS samples,
+       p.app_version AS app_version, p.n AS samples, p.installs AS installs,
        round(p.q[1], 3) AS p50_ms, round(p.q[2], 3) AS p95_ms, round(p.q[3], 3) AS p99_ms,
        multiIf(t.operation = '', 'ungraded',
                p.q[2] < t.target, 'target',
@@ -232,7 +232,8 @@ SELECT p.operation AS operation, p.measure AS measure,
 FROM
 (
     SELECT JSONExtractString(props, 'operation') AS operation, m.1 AS measure, app_version,
-           count() AS n, quantilesTDigest(0.5, 0.95, 0.99)(m.2) AS q
+           count() AS n, uniqExact(install_hash) AS installs,
+           quantilesTDigest(0.5, 0.95, 0.99)(m.2) AS q
     FROM events
     ARRAY JOIN arrayFilter(
         x -> JSONHas(props, x.1),
@@ -246,7 +247,8 @@ FROM
 LEFT JOIN metric_thresholds AS t ON t.operation = p.operation AND t.measure = p.measure
 ORDER BY operation, measure, app_version""",
     "jobs": f"""
-SELECT j.job AS job, j.started_users AS started_users, j.completed_users AS completed_users,
+SELECT j.job AS job, j.users AS users, j.started_users AS started_users,
+       j.completed_users AS completed_users,
        if(j.started_users > 0, round(j.completed_after_start / j.started_users, 4), NULL)
            AS completion_rate,
        j.median_s AS median_time_to_complete_s, j.repeat_users AS repeat_users,
@@ -254,6 +256,7 @@ SELECT j.job AS job, j.started_users AS started_users, j.completed_users AS comp
 FROM
 (
     SELECT job,
+           count() AS users,
            countIf(n_starts > 0) AS started_users,
            countIf(n_done > 0) AS completed_users,
            countIf(n_starts > 0 AND n_done > 0) AS completed_after_start,
@@ -282,12 +285,14 @@ LEFT JOIN ({_survey_avg("avg_relevance", "suggestion_relevance")}) AS r
 ORDER BY job
 SETTINGS join_use_nulls = 1""",
     "nps": f"""
-SELECT period, n_responses AS responses, n_promoters AS promoters, n_detractors AS detractors,
+SELECT period, n_respondents AS respondents, n_responses AS responses,
+       n_promoters AS promoters, n_detractors AS detractors,
        n_responses - n_promoters - n_detractors AS passives,
        round(100 * (n_promoters - n_detractors) / n_responses, 1) AS nps
 FROM
 (
-    SELECT toStartOfMonth(toDate(ts)) AS period, count() AS n_responses,
+    SELECT toStartOfMonth(toDate(ts)) AS period, uniqExact(install_hash) AS n_respondents,
+           count() AS n_responses,
            countIf(JSONExtractUInt(props, 'score') >= 9) AS n_promoters,
            countIf(JSONExtractUInt(props, 'score') <= 6) AS n_detractors
     FROM events
@@ -304,7 +309,8 @@ SELECT toStartOfMonth(toDate(ts)) AS month, app,
                AND JSONExtractRaw(props, 'success') = 'true') AS successful_production_deployments,
        countIf(has(production, JSONExtractString(props, 'environment')))
            AS production_deployments,
-       count() AS all_deployments
+       count() AS all_deployments,
+       uniqExact(install_hash) AS installs
 FROM events
 WHERE event = 'deployment' AND {DAY_IN} AND {APP}
 GROUP BY month, app
@@ -314,4 +320,4 @@ ORDER BY month, app""",
 
 def view_sql(metric: str) -> str:
     return (f"SELECT * FROM metric_{metric}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String})")
+            " app = {app:String}, by = {by:Array(String)}, where = {where:Array(String)})")

@@ -12,9 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 from bench.machine import machine_busy_seconds
-from bench.metrics_common import DATABASE, TARGET_RATIO, TARGET_VIEW_MS, BenchError
+from bench.metrics_common import (
+    DATABASE,
+    TARGET_BY_RATIO,
+    TARGET_RATIO,
+    TARGET_VIEW_MS,
+    BenchError,
+)
 from bench.metrics_compare import compare
-from bench.metrics_data import DAYS, LOAD_CHUNK, START, load_sql
+from bench.metrics_data import DAYS, LOAD_CHUNK, SEGMENTS_SQL, START, load_sql
 from bench.metrics_raw import RAW, view_sql
 
 FUNNEL_STEPS = ("job_started", "job_step", "job_completed")
@@ -174,6 +180,8 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         _say(f"loading {params['events']:,} events (INSERT ... SELECT FROM numbers,"
              f" blocks of {params['block_rows']:,} rows) ...")
         loaded = load(store, params["events"], params["block_rows"])
+        store.write_command(SEGMENTS_SQL)
+        installs = int(store.query("SELECT count() FROM events WHERE event = 'segments'")[1][0][0])
         settled = _settle(store, params["settle_seconds"])
         if params["optimize"]:
             for t in _table_sizes(store):
@@ -186,8 +194,8 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
 
             cycle = run_gc(store).as_json()
         stored = int(store.query("SELECT count() FROM events")[1][0][0])
-        if stored != params["events"]:
-            raise BenchError(f"stored {stored:,} events of {params['events']:,}")
+        if stored != params["events"] + installs:
+            raise BenchError(f"stored {stored:,} events of {params['events'] + installs:,}")
         sizes = _table_sizes(store)
 
         until = START + timedelta(days=DAYS - 1)
@@ -202,7 +210,10 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         _say(f"engine floor: SELECT 1 {floor['select_1']:.2f} ms, the simplest aggregate over"
              f" a two-row MergeTree {floor['table']:.2f} ms")
         for label, since, end in windows:
-            qp: dict[str, Any] = {"since": since, "until": end, "app": params["app"]}
+            qp: dict[str, Any] = {"since": since, "until": end, "app": params["app"],
+                                  "by": [], "where": []}
+            # The same query broken down by one segment (target: at most 3x the plain one).
+            bp = {**qp, "by": [params["by"]]}
             for metric in METRICS:
                 if metric == "funnel" or (params["only"] and metric not in params["only"]):
                     continue
@@ -218,6 +229,8 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                 vres = _timed(store, vsql, qp)[2]
                 dres = _timed(store, dsql, qp)[2]
                 rres = _timed(store, rsql, qp)[2]
+                bres = _timed(store, vsql, bp)[2]
+                bt: list[float] = []
                 vt: list[float] = []
                 vc: list[float] = []
                 dt: list[float] = []
@@ -228,6 +241,7 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                     vt.append(wall)
                     vc.append(cpu)
                     dt.append(_timed(store, dsql, qp)[0])
+                    bt.append(_timed(store, vsql, bp)[0])
                     wall, cpu, _ = _timed(store, rsql, qp)
                     rt.append(wall)
                     rc.append(cpu)
@@ -242,6 +256,8 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                     "until": end.isoformat(), "rows": len(vres[1]),
                     "view_ms": statistics.median(vt), "raw_ms": statistics.median(rt),
                     "direct_view_ms": statistics.median(dt),
+                    "by": params["by"], "by_ms": statistics.median(bt), "by_rows": len(bres[1]),
+                    "by_runs_ms": bt,
                     "view_cpu_ms": statistics.median(vc), "raw_cpu_ms": statistics.median(rc),
                     "view_runs_ms": vt, "direct_view_runs_ms": dt, "raw_runs_ms": rt,
                     "check": check,
@@ -250,12 +266,16 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                 entry["cpu_ratio"] = entry["raw_cpu_ms"] / max(entry["view_cpu_ms"], 0.001)
                 entry["ok_ratio"] = entry["ratio"] >= TARGET_RATIO
                 entry["ok_view_ms"] = entry["view_ms"] < TARGET_VIEW_MS
+                entry["by_ratio"] = entry["by_ms"] / entry["view_ms"]
+                entry["ok_by"] = entry["by_ratio"] <= TARGET_BY_RATIO
                 # The best ratio any view could reach here: raw over the floor.
                 entry["max_ratio"] = entry["raw_ms"] / floor["table"]
                 queries.append(entry)
                 flag = "" if check["status"] != "MISMATCH" else f"   MISMATCH: {check['detail']}"
                 _say(f"  {label:>8} {metric:<17} view {entry['view_ms']:8.1f} ms"
-                     f"   raw {entry['raw_ms']:9.1f} ms   x{entry['ratio']:.1f}{flag}")
+                     f"   raw {entry['raw_ms']:9.1f} ms   x{entry['ratio']:.1f}"
+                     f"   by {params['by']} {entry['by_ms']:8.1f} ms ({entry['by_ratio']:.2f}x)"
+                     f"{flag}")
         funnel: list[dict[str, Any]] = []
         for label, since, end in windows:
             q = parse_query("funnel", since.isoformat(), end.isoformat(), params["app"],

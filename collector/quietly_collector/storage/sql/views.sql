@@ -34,7 +34,8 @@ FROM
                if(has(fixed, segment), argMinMerge(first_value), argMaxMerge(latest_value)) AS v,
                if(v = '', 'unknown', v) AS value, min(first_day) AS fd
         FROM agg_install_segments
-        WHERE notEmpty(wanted) AND (segment = 'platform' OR has(wanted, segment))
+        -- platform: every install has it, so its rows carry the first day tenure needs.
+        WHERE has(wanted, segment) OR (has(wanted, 'tenure') AND segment = 'platform')
         GROUP BY project, app, install_hash, segment
     )
     GROUP BY project, app, install_hash
@@ -412,7 +413,8 @@ SELECT period, seg1, seg2, n_respondents AS respondents, n_responses AS response
        round(100 * (n_promoters - n_detractors) / n_responses, 1) AS nps
 FROM
 (
-    SELECT toStartOfMonth(day) AS period, seg1, seg2, uniqExact(install_hash) AS n_respondents,
+    SELECT toStartOfMonth(day) AS period, seg1, seg2,
+           uniqExactIf(install_hash, responses > 0) AS n_respondents,
            sum(responses) AS n_responses, sum(promoters) AS n_promoters,
            sum(detractors) AS n_detractors
     FROM agg_surveys AS t
