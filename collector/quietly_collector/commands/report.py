@@ -53,10 +53,13 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     store = None
     if args.direct or not settings.embedded:
+        from quietly_collector.insights.report import target_plan, targets
         from quietly_collector.storage.store import Store
 
         store = Store(settings)
-        fetch = store_fetch(store)
+        # Reading the store itself, the targets are this configuration's; over HTTP
+        # they are the running collector's.
+        fetch = targets.with_targets(store_fetch(store), target_plan.of(settings))
     else:
         from quietly_collector.commands.client import token_of
 
