@@ -32,6 +32,8 @@ class Report:
 
 
 def build(fetch: Fetch, period: str, until: date, app: str = "") -> Report:
+    """``fetch`` answers the ``targets`` query too: a running collector's does (its own
+    [targets]); over the store, ``targets.with_targets`` with the configuration's plan."""
     cur = window(period, until)
     prev = cur.before()
     trend = trailing(cur, TREND_WINDOWS)
