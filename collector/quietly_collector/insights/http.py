@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import io
 from collections import Counter
 from collections.abc import Iterator
@@ -70,13 +71,17 @@ async def get_metric(request: web.Request) -> web.Response:
     if fmt not in ("json", "csv"):
         raise web.HTTPBadRequest(reason=f"format: expected json or csv, got {fmt[:20]!r}")
     name = request.match_info["name"]
+    collector = request.app[COLLECTOR]
     try:
         if name == targets.METRIC.name:
             until, app = targets.parse(qs.get("until"), qs.get("app"), qs.get("since"),
                                        tuple(qs.getall("step", [])))
+            read = functools.partial(targets.run, collector.store,
+                                     target_plan.of(collector.settings), until, app)
         else:
-            q = metrics.parse_query(name, qs.get("since"), qs.get("until"), qs.get("app"),
-                                    qs.getall("step", []), qs.get("window"))
+            read = functools.partial(metrics.run, collector.store, metrics.parse_query(
+                name, qs.get("since"), qs.get("until"), qs.get("app"),
+                qs.getall("step", []), qs.get("window")))
     except metrics.MetricError as exc:
         if name in metrics.METRICS or name == targets.METRIC.name:
             raise web.HTTPBadRequest(reason=str(exc)) from None
@@ -91,13 +96,7 @@ async def get_metric(request: web.Request) -> web.Response:
         scope = project
     try:
         with project_read(request):
-            collector = request.app[COLLECTOR]
-            if name == targets.METRIC.name:
-                columns, rows = await asyncio.to_thread(
-                    targets.run, collector.store, target_plan.of(collector.settings), until,
-                    app, scope)
-            else:
-                columns, rows = await asyncio.to_thread(metrics.run, collector.store, q, scope)
+            columns, rows = await asyncio.to_thread(read, scope)
     except StorageError as exc:
         raise unavailable(f"storage unavailable: {exc}") from None
     if fmt == "csv":

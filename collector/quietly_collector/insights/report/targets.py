@@ -15,7 +15,7 @@ from typing import Any
 from quietly_collector.insights import metrics
 from quietly_collector.insights.metrics import Metric, MetricError, Query
 from quietly_collector.insights.report.fetch import Fetch, Rows, store_fetch
-from quietly_collector.insights.report.kpis import rows, summarize
+from quietly_collector.insights.report.kpis import RETENTION_LOOKBACK_DAYS, rows, summarize
 from quietly_collector.insights.report.periods import Window
 from quietly_collector.insights.report.target_plan import KPI_BY_NAME, Target, Value
 from quietly_collector.storage.store import Store
@@ -79,8 +79,8 @@ def evaluate(fetch: Fetch, plan: list[Target], until: date, app: str = "") -> Ro
         minutes = now.get("session_minutes")
         current["session_duration"] = (month, None if minutes is None else 60 * minutes)
     for name in ("retention_30d", "churn_30d"):
-        if name in current:  # kpis._retention's cohorts: first seen in the last 120 days
-            current[name] = (_cohorts(until, 120), current[name][1])
+        if name in current:  # the report's cohorts (kpis._retention)
+            current[name] = (_cohorts(until, RETENTION_LOOKBACK_DAYS), current[name][1])
     if "nps" in names:
         w = Window(until - timedelta(days=NPS_DAYS - 1), until)
         current["nps"] = (w, summarize(fetch, w, app, ("nps",)).get("nps"))
@@ -165,7 +165,8 @@ def label(kpi: str) -> str:
 
 def shown(kpi: str, v: Any) -> str:
     """A current or target value as people read it (a range as low-high)."""
-    kind = KPI_BY_NAME[kpi.partition(".")[0]].kind
+    known = KPI_BY_NAME.get(kpi.partition(".")[0])
+    kind = known.kind if known else "number"  # a newer collector's KPI: as it is
     if v is None:
         return "\u2013"
     if isinstance(v, list):
@@ -177,7 +178,7 @@ def shown(kpi: str, v: Any) -> str:
     if kind == "count":
         return f"{v:,.0f}"
     if kind == "score":
-        return f"{v:+.0f}"
+        return f"{v:+.1f}"
     return f"{v:,.2f}".rstrip("0").rstrip(".")
 
 
