@@ -15,7 +15,7 @@ from quietly_collector.insights.dashboard import alerts, engineering, executive,
 from quietly_collector.insights.dashboard.widgets import View
 from quietly_collector.insights.http import project_read, unavailable
 from quietly_collector.insights.report import target_plan, targets
-from quietly_collector.insights.report.fetch import store_fetch
+from quietly_collector.insights.report.fetch import once, store_fetch
 from quietly_collector.insights.report.periods import Window
 from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage.store import StorageError
@@ -47,7 +47,7 @@ def _render(name: str, params: tuple[int, str], request: web.Request, who: Princ
     days, app = params
     store = request.app[COLLECTOR].store
     until = datetime.now(UTC).date()
-    fetch = targets.with_targets(store_fetch(store, who.scope),
+    fetch = targets.with_targets(once(store_fetch(store, who.scope)),
                                  target_plan.of(request.app[COLLECTOR].settings))
     view = View(Window(until - timedelta(days=days - 1), until), app, fetch)
     title, subtitle, body = PAGES[name]
