@@ -181,6 +181,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alert_reminder_s: int = 14_400
     alert_webhooks: list[str] = msgspec.field(default_factory=list)
     alert_link_base: str = ""
+    # KPI targets ([targets], docs/configuration.md#targets): the table as TOML gave it,
+    # merged over the KPI plan's defaults and checked after loading, since the KPIs are
+    # the insights' (insights/report/target_plan.py).
+    targets: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def data_path(self) -> Path:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +121,21 @@ def test_every_page_in_a_real_browser(simulated: ThreadedCollector, browser: Any
         page.screenshot(path=str(out / f"dashboard-{name}.png"), full_page=True)
     assert page.locator("h2", has_text="Performance grades").count() == 1
     assert page.locator("span.grade").count() > 10
+    # The targets panel: server-rendered, one row per row of GET /v1/metrics/targets.
+    page.goto(base + "/dashboard?days=7")
+    wanted = json.loads(urllib.request.urlopen(urllib.request.Request(
+        base + "/v1/metrics/targets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}),
+        timeout=60).read())
+    panel = page.locator("section.targets")
+    assert panel.locator("h2").inner_text() == "Targets"
+    assert panel.locator("tr.target").count() == len(wanted) >= 16
+    for status in ("on_track", "off_track", "no_data"):
+        assert panel.locator(f"tr.target.{status}").count() == sum(
+            r["status"] == status for r in wanted), status
+    assert panel.locator("tr.target", has_text="Stickiness (DAU / MAU)").locator(
+        "td").nth(3).inner_text() == "at least 60.0%"
+    assert panel.locator("tr.target", has_text="Monthly active users").locator(
+        "td").last.inner_text() == "no data"  # no MAU target by default
     page.goto(base + "/dashboard/product?days=30")
     assert page.locator("h2", has_text="Jobs to be done").count() == 1
     assert page.locator("text=fix_a_bug").count() >= 1

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from quietly_collector.commands.main import main
-from quietly_collector.insights.report import fmt, html, markdown
-from quietly_collector.insights.report.fetch import store_fetch
+from quietly_collector.insights.report import fmt, html, markdown, target_plan, targets
+from quietly_collector.insights.report.fetch import Fetch, store_fetch
 from quietly_collector.insights.report.model import Report, build
 from tests.conftest import Running, make_settings
 from tests.helpers import ADMIN_TOKEN, body, event, headers
@@ -72,6 +72,11 @@ EVENTS = [
 ]
 
 
+def _fetch(server: Running) -> Fetch:
+    # A report also shows the targets: over the store, those of a plan (the defaults).
+    return targets.with_targets(store_fetch(server.store), target_plan.plan({}))
+
+
 async def _load(server: Running) -> None:
     status, payload = await server.post("/v1/batch", body(EVENTS), headers())
     assert status == 200 and payload["accepted"] == len(EVENTS), payload
@@ -104,7 +109,7 @@ def check(r: Report) -> None:
 
 async def test_report_changes_against_the_previous_week(server: Running) -> None:
     await _load(server)
-    r = build(store_fetch(server.store), "week", UNTIL)
+    r = build(_fetch(server), "week", UNTIL)
     check(r)
 
     md = markdown.render(r)
@@ -123,7 +128,7 @@ async def test_report_changes_against_the_previous_week(server: Running) -> None
     assert '<td class="n better">↑ +33.3 pts</td>' in page
     assert '<td class="n worse">↓ -20.0 pp</td>' in page
 
-    day = build(store_fetch(server.store), "day", UNTIL)  # Oct 31 against Oct 30
+    day = build(_fetch(server), "day", UNTIL)  # Oct 31 against Oct 30
     dau = next(c for c in day.kpis if c.kpi.key == "dau")
     assert (dau.current, dau.previous) == (1, 1) and dau.verdict == "same"
 

@@ -104,8 +104,9 @@ def http_fetch(url: str, token: str, timeout: float = 120.0) -> Fetch:
     base = url.rstrip("/")
 
     def fetch(q: Query) -> Rows:
-        params: list[tuple[str, str]] = [("since", q.since.isoformat()),
-                                         ("until", q.until.isoformat())]
+        params: list[tuple[str, str]] = [("until", q.until.isoformat())]
+        if q.metric != "targets":  # each target has its own period ending until
+            params.insert(0, ("since", q.since.isoformat()))
         if q.app:
             params.append(("app", q.app))
         if q.metric == "funnel":

@@ -64,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     from quietly_collector.insights.alerts import rules
+    from quietly_collector.insights.report import target_plan
 
     overrides = {n: getattr(args, n) for n in FIELDS if getattr(args, n, None) is not None}
     settings = load_settings(args.config, overrides=overrides)
     rules.check(settings)  # the cross-checks settings.py cannot make on its own
+    target_plan.check(settings)
     return settings
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from quietly_collector.commands.client import add_read_key
 from quietly_collector.insights.metrics import METRICS, MetricError, as_objects, parse_query, run
+from quietly_collector.insights.report import target_plan, targets
 from quietly_collector.settings import Settings
 
 
@@ -54,10 +55,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run_query(args: argparse.Namespace, settings: Settings) -> int:
     if args.list or not args.metric:
-        width = max(len(n) for n in METRICS)
-        for m in METRICS.values():
+        listed = [*METRICS.values(), targets.METRIC]
+        width = max(len(m.name) for m in listed)
+        for m in listed:
             print(f"{m.name:<{width}}  {m.meaning}")
         return 0 if args.list else 2
+    if args.metric == targets.METRIC.name:
+        return _targets(args, settings)
     try:
         q = parse_query(args.metric, args.since, args.until, args.app, args.steps, args.window,
                         args.by, args.where, settings.schema_dirs)
@@ -86,14 +90,47 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _targets(args: argparse.Namespace, settings: Settings) -> int:
+    """The targets of the collector's configuration: its own over HTTP; with --direct,
+    those of the configuration this command was given."""
+    try:
+        until, app = targets.parse(args.until, args.app, args.since, tuple(args.steps))
+    except MetricError as exc:
+        print(f"quietly: {exc}", file=sys.stderr)
+        return 2
+    if args.direct or not settings.embedded:
+        from quietly_collector.storage.store import Store
+
+        store = Store(settings)
+        try:
+            store.connect()
+            columns, rows = targets.run(store, target_plan.of(settings), until, app,
+                                        args.project or None)
+        except Exception as exc:
+            print(f"quietly: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            store.close()
+        objects = as_objects(columns, rows)
+    else:
+        got = _over_http(args, settings, None, until.isoformat())
+        if isinstance(got, int):
+            return got
+        columns, objects = got
+    _print(objects, columns, args.format)
+    return 0
+
+
 def _over_http(
-    args: argparse.Namespace, settings: Settings, since: str, until: str
+    args: argparse.Namespace, settings: Settings, since: str | None, until: str
 ) -> tuple[list[str], list[dict[str, Any]]] | int:
     """Columns and row objects from the running collector. Tables and CSV are read as
     its CSV, whose header names the columns even when no row matched."""
     from quietly_collector.commands import client as admin_client
 
-    params: list[tuple[str, str]] = [("since", since), ("until", until)]
+    params: list[tuple[str, str]] = [("until", until)]
+    if since is not None:  # targets take none: each KPI has its own period
+        params.insert(0, ("since", since))
     if args.app:
         params.append(("app", args.app))
     if args.project:

@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     from quietly_collector.commands.client import collector_url, http_fetch
     from quietly_collector.insights.report import html, markdown
-    from quietly_collector.insights.report.fetch import FetchError, store_fetch
+    from quietly_collector.insights.report.fetch import FetchError, once, store_fetch
     from quietly_collector.insights.report.model import build
 
     try:
@@ -53,10 +53,13 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     store = None
     if args.direct or not settings.embedded:
+        from quietly_collector.insights.report import target_plan, targets
         from quietly_collector.storage.store import Store
 
         store = Store(settings)
-        fetch = store_fetch(store)
+        # Reading the store itself, the targets are this configuration's; over HTTP
+        # they are the running collector's.
+        fetch = targets.with_targets(once(store_fetch(store)), target_plan.of(settings))
     else:
         from quietly_collector.commands.client import token_of
 
@@ -65,7 +68,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token",
                   file=sys.stderr)
             return 2
-        fetch = http_fetch(collector_url(args), token)
+        fetch = once(http_fetch(collector_url(args), token))
     try:
         if store is not None:
             store.connect()

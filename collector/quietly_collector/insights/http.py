@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import io
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from aiohttp import web
 from quietly_collector.access.gate import Level, access, principal
 from quietly_collector.insights import metrics
 from quietly_collector.insights.alerts.scheduler import check
+from quietly_collector.insights.report import target_plan, targets
 from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage.store import StorageError
 
@@ -57,24 +59,32 @@ def unavailable(message: str) -> web.HTTPServiceUnavailable:
 @access(Level.READ)
 async def get_metrics_list(request: web.Request) -> web.Response:
     return web.json_response([{"name": m.name, "meaning": m.meaning}
-                              for m in metrics.METRICS.values()])
+                              for m in (*metrics.METRICS.values(), targets.METRIC)])
 
 
 @access(Level.READ)
 async def get_metric(request: web.Request) -> web.Response:
-    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&by=&where=&format="""
+    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&by=&where=&format=
+    (``targets``: until, app, project and format)"""
     qs = request.query
     fmt = qs.get("format", "json")
     if fmt not in ("json", "csv"):
         raise web.HTTPBadRequest(reason=f"format: expected json or csv, got {fmt[:20]!r}")
+    name = request.match_info["name"]
+    collector = request.app[COLLECTOR]
     try:
-        q = metrics.parse_query(
-            request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
-            qs.getall("step", []), qs.get("window"), qs.getall("by", []),
-            qs.getall("where", []), request.app[COLLECTOR].settings.schema_dirs,
-        )
+        if name == targets.METRIC.name:
+            until, app = targets.parse(qs.get("until"), qs.get("app"), qs.get("since"),
+                                       tuple(qs.getall("step", [])))
+            read = functools.partial(targets.run, collector.store,
+                                     target_plan.of(collector.settings), until, app)
+        else:
+            read = functools.partial(metrics.run, collector.store, metrics.parse_query(
+                name, qs.get("since"), qs.get("until"), qs.get("app"),
+                qs.getall("step", []), qs.get("window"), qs.getall("by", []),
+                qs.getall("where", []), collector.settings.schema_dirs))
     except metrics.MetricError as exc:
-        if request.match_info["name"] in metrics.METRICS:
+        if name in metrics.METRICS or name == targets.METRIC.name:
             raise web.HTTPBadRequest(reason=str(exc)) from None
         raise web.HTTPNotFound(reason=str(exc)) from None
     scope = principal(request).scope
@@ -87,8 +97,7 @@ async def get_metric(request: web.Request) -> web.Response:
         scope = project
     try:
         with project_read(request):
-            columns, rows = await asyncio.to_thread(
-                metrics.run, request.app[COLLECTOR].store, q, scope)
+            columns, rows = await asyncio.to_thread(read, scope)
     except StorageError as exc:
         raise unavailable(f"storage unavailable: {exc}") from None
     if fmt == "csv":

@@ -17,6 +17,7 @@ from quietly_collector.access.throttle import AuthFailures
 from quietly_collector.insights.alerts import rules
 from quietly_collector.insights.alerts.scheduler import run_alerts
 from quietly_collector.insights.http import READING
+from quietly_collector.insights.report import target_plan
 from quietly_collector.pipeline.collector import COLLECTOR, Collector
 from quietly_collector.receivers.errors import errors
 from quietly_collector.selfobs.http import setup_telemetry
@@ -45,6 +46,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 def init_app(settings: Settings, collector: Collector | None = None) -> web.Application:
     rules.check(settings)
+    target_plan.check(settings)
     # The body limit is enforced by read_body; aiohttp's own check would answer
     # before we can give a JSON reason.
     # errors outside gate: a refusal by the gate leaves as JSON with a reason too.

@@ -1,4 +1,4 @@
-"""Executive page: active users, stickiness, retention, NPS, deployments."""
+"""Executive page: active users, stickiness, retention, NPS, deployments, targets."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from quietly_collector.insights.dashboard.widgets import (
     ratio,
 )
 from quietly_collector.insights.render import charts
+from quietly_collector.insights.report.html import targets_table
 from quietly_collector.insights.report.kpis import rows, summarize
 from quietly_collector.insights.report.periods import Window
 
@@ -56,6 +57,10 @@ def body(v: View) -> str:
             [(d[:7], s[0]) for d, s in deploys.items()], label="deployments per month",
             color=charts.PALETTE[3])),
         "</div>",
+        # Each KPI's own period ends today, whatever the page's window.
+        panel("Targets", f'<p class="sub">Each KPI over its own period ending {w.until},'
+              " against its target ([targets] in the configuration).</p>"
+              + targets_table(rows(f, "targets", Window(w.until, w.until), app)), "targets"),
         panel("Retention by monthly cohort", retention(v)),
     ])
 

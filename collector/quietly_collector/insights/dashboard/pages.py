@@ -17,7 +17,8 @@ from quietly_collector.insights.dashboard import alerts, engineering, executive,
 from quietly_collector.insights.dashboard.widgets import View
 from quietly_collector.insights.http import project_read, unavailable
 from quietly_collector.insights.metrics import Query
-from quietly_collector.insights.report.fetch import Rows, store_fetch
+from quietly_collector.insights.report import target_plan, targets
+from quietly_collector.insights.report.fetch import Rows, once, store_fetch
 from quietly_collector.insights.report.periods import Window
 from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage.store import StorageError
@@ -65,6 +66,7 @@ def _render(name: str, params: tuple[int, str, str], request: web.Request,
 
         def fetch(q: Query) -> Rows:
             return base(replace(q, where=filters))
+    fetch = targets.with_targets(once(fetch), target_plan.of(request.app[COLLECTOR].settings))
     view = View(Window(until - timedelta(days=days - 1), until), app, fetch)
     title, subtitle, body = PAGES[name]
     # Alerts are evaluated over every project: a read key's session does not see them.

@@ -20,6 +20,19 @@ class FetchError(RuntimeError):
     """The collector could not be reached or refused the request."""
 
 
+def once(fetch: Fetch) -> Fetch:
+    """``fetch``, asking each query once: a page or a report reads some twice (its cards
+    and its targets over the same 30 days). For one rendering: rows are not re-read."""
+    seen: dict[Query, Rows] = {}
+
+    def cached(q: Query) -> Rows:
+        if q not in seen:
+            seen[q] = fetch(q)
+        return seen[q]
+
+    return cached
+
+
 def store_fetch(store: Store, scope: str | None = None) -> Fetch:
     """Rows from the store; ``scope``: one project's only (a read key's)."""
     def fetch(q: Query) -> Rows:

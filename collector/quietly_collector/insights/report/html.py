@@ -6,7 +6,7 @@ from html import escape
 
 from quietly_collector.insights.render import charts
 from quietly_collector.insights.render.style import CSS
-from quietly_collector.insights.report import fmt
+from quietly_collector.insights.report import fmt, targets
 from quietly_collector.insights.report.markdown import TITLES
 from quietly_collector.insights.report.model import Report
 
@@ -23,6 +23,21 @@ def kpi_rows(r: Report) -> str:
             f'<td class="n">{fmt.value(c.kpi.kind, c.previous)}</td>'
             f'<td class="n {c.verdict}">{fmt.arrow(c)} {escape(fmt.change(c))}</td></tr>')
     return "".join(out)
+
+
+def targets_table(rows: list[dict[str, object]]) -> str:
+    """Each KPI against its target; the dashboard's executive page shows the same."""
+    if not rows:
+        return '<p class="empty">No targets: every KPI is turned off in [targets].</p>'
+    verdict = {"on_track": "better", "off_track": "worse", "no_data": "same"}
+    out = ['<table><tr><th>KPI</th><th>period</th><th class="n">current</th>'
+           '<th class="n">target</th><th>status</th></tr>']
+    for t in rows:
+        kpi, period, current, target, status = (escape(c) for c in targets.cells(t))
+        out.append(f'<tr class="target {escape(str(t["status"]))}"><td>{kpi}</td>'
+                   f'<td>{period}</td><td class="n">{current}</td><td class="n">{target}</td>'
+                   f'<td class="{verdict.get(str(t["status"]), "same")}">{status}</td></tr>')
+    return "".join(out) + "</table>"
 
 
 def perf_table(r: Report) -> str:
@@ -90,6 +105,9 @@ Generated {r.generated_at.isoformat()}.</p>
 <section class="panel"><h2>KPIs</h2><table>
 <tr><th>KPI</th><th class="n">this period</th><th class="n">previous</th>
 <th class="n">change</th></tr>{kpi_rows(r)}</table></section>
+<section class="panel"><h2>Targets</h2>
+<p class="sub">Each KPI over its own period ending {r.current.until}, against the target
+in force then ([targets] in the configuration).</p>{targets_table(r.targets)}</section>
 <section class="panel"><h2>Feature adoption</h2>{adoption_html}</section>
 <section class="panel"><h2>Performance grades</h2>
 <p class="sub">Newest app version seen per operation; p95 change against the previous

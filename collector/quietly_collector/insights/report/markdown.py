@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quietly_collector.insights.report import fmt
+from quietly_collector.insights.report import fmt, targets
 from quietly_collector.insights.report.model import Report
 
 TITLES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
@@ -30,6 +30,11 @@ def render(r: Report) -> str:
                     "|---|---:|---:|---:|"]
         out.append(f"| {c.kpi.label} | {fmt.value(c.kpi.kind, c.current)} |"
                    f" {fmt.value(c.kpi.kind, c.previous)} | {fmt.arrow(c)} {fmt.change(c)} |")
+
+    out += ["", "## Targets", "", f"Each KPI over its own period ending {r.current.until},"
+            " against the target in force then ([targets] in the configuration).", "",
+            "| KPI | period | current | target | status |", "|---|---|---:|---:|---|"]
+    out += ["| " + " | ".join(_cell(c) for c in targets.cells(t)) + " |" for t in r.targets]
 
     out += ["", "## Feature adoption", ""]
     if r.adoption:

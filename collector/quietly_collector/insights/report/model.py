@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from quietly_collector.insights.metrics import Query
 from quietly_collector.insights.report import details
-from quietly_collector.insights.report.fetch import Fetch
+from quietly_collector.insights.report.fetch import Fetch, Rows
 from quietly_collector.insights.report.kpis import Change, compare, summarize
 from quietly_collector.insights.report.periods import Window, trailing, window
 
@@ -26,9 +27,13 @@ class Report:
     jobs: list[details.Job]
     trend: list[Window]
     generated_at: datetime
+    # Each KPI against its target on the period's last day (targets.py's rows).
+    targets: Rows
 
 
 def build(fetch: Fetch, period: str, until: date, app: str = "") -> Report:
+    """``fetch`` answers the ``targets`` query too: a running collector's does (its own
+    [targets]); over the store, ``targets.with_targets`` with the configuration's plan."""
     cur = window(period, until)
     prev = cur.before()
     trend = trailing(cur, TREND_WINDOWS)
@@ -40,4 +45,5 @@ def build(fetch: Fetch, period: str, until: date, app: str = "") -> Report:
         jobs=details.jobs(fetch, trend, app),
         trend=trend,
         generated_at=datetime.now(UTC).replace(microsecond=0),
+        targets=fetch(Query("targets", until, until, app)),
     )
