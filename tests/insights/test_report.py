@@ -169,3 +169,21 @@ def test_the_cli_reports_over_http(threaded: ThreadedCollector, tmp_path: Path) 
     with pytest.raises(SystemExit) as exc:  # argparse: only day, week and month
         _cli("report", "--period", "year")
     assert exc.value.code == 2
+
+    # Over one segment's installs only: A pays (sessions on the 20th, 28th and 31st).
+    paid = event("segments", {"plan": "paid"}, ts=datetime(2026, 10, 20, 9, tzinfo=UTC),
+                 install_id=A, session_id=None)
+
+    async def send_paid() -> None:
+        assert threaded.running is not None
+        status, _ = await threaded.running.post("/v1/batch", body([paid]), headers())
+        assert status == 200
+        await threaded.running.settle()
+
+    threaded.call(send_paid())
+    code, md, err = _cli("report", "--period", "week", "--where", "plan=paid", *common)
+    assert code == 0, err
+    assert "\u2013 installs with plan=paid" in md.splitlines()[0]
+    assert "| Sessions | 2 | 1 | ↑ +1 (+100.0%) |" in md
+    code, _, err = _cli("report", "--where", "plan=gold", *common)
+    assert code == 2 and "plan is one of free, paid, enterprise" in err

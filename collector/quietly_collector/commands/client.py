@@ -112,6 +112,8 @@ def http_fetch(url: str, token: str, timeout: float = 120.0) -> Fetch:
         if q.metric == "funnel":
             params.append(("window", str(q.window_s)))
             params += [("step", s) for s in q.steps]
+        params += [("by", b) for b in q.by]
+        params += [("where", f"{s}:{v}") for s, v in q.where]
         try:
             data: Rows = request_json(
                 base, f"/v1/metrics/{urllib.parse.quote(q.metric)}?"

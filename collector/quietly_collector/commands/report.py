@@ -30,6 +30,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--until", help="last day of the period, YYYY-MM-DD (default: yesterday,"
                    " the last complete UTC day)")
     p.add_argument("--app", help="only this app (default: every app)")
+    p.add_argument("--where", action="append", default=[], metavar="SEGMENT=VALUE",
+                   help="every section over these installs only (repeatable; as for"
+                        " quietly query)")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     p.add_argument("--url", help="collector URL (or QUIETLY_URL; default http://127.0.0.1:8080)")
     p.add_argument("--direct", action="store_true",
@@ -40,8 +43,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     from quietly_collector.commands.client import collector_url, http_fetch
+    from quietly_collector.insights import segments
     from quietly_collector.insights.report import html, markdown
-    from quietly_collector.insights.report.fetch import FetchError, once, store_fetch
+    from quietly_collector.insights.report.fetch import FetchError, filtered, once, store_fetch
     from quietly_collector.insights.report.model import build
 
     try:
@@ -51,6 +55,11 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"quietly: --until: expected a date like 2026-11-01, got {args.until!r}",
               file=sys.stderr)
         return 2
+    try:
+        where = segments.check_where(args.where, settings.schema_dirs)
+    except segments.SegmentError as exc:
+        print(f"quietly: --{exc}", file=sys.stderr)
+        return 2
     store = None
     if args.direct or not settings.embedded:
         from quietly_collector.insights.report import target_plan, targets
@@ -59,7 +68,8 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         store = Store(settings)
         # Reading the store itself, the targets are this configuration's; over HTTP
         # they are the running collector's.
-        fetch = targets.with_targets(once(store_fetch(store)), target_plan.of(settings))
+        fetch = targets.with_targets(once(filtered(store_fetch(store), where)),
+                                     target_plan.of(settings))
     else:
         from quietly_collector.commands.client import token_of
 
@@ -68,11 +78,12 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             print("quietly: no admin token: set QUIETLY_ADMIN_TOKEN or --admin-token",
                   file=sys.stderr)
             return 2
-        fetch = once(http_fetch(collector_url(args), token))
+        fetch = once(filtered(http_fetch(collector_url(args), token), where))
     try:
         if store is not None:
             store.connect()
-        report = build(fetch, args.period, until, args.app or "")
+        report = build(fetch, args.period, until, args.app or "",
+                       ", ".join(f"{s}={v}" for s, v in where))
     except FetchError as exc:
         print(f"quietly: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -16,9 +15,8 @@ from quietly_collector.insights import segments
 from quietly_collector.insights.dashboard import alerts, engineering, executive, layout, product
 from quietly_collector.insights.dashboard.widgets import View
 from quietly_collector.insights.http import project_read, unavailable
-from quietly_collector.insights.metrics import Query
 from quietly_collector.insights.report import target_plan, targets
-from quietly_collector.insights.report.fetch import Rows, once, store_fetch
+from quietly_collector.insights.report.fetch import filtered, once, store_fetch
 from quietly_collector.insights.report.periods import Window
 from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.storage.store import StorageError
@@ -58,15 +56,10 @@ def _render(name: str, params: tuple[int, str, str], request: web.Request,
     days, app, where = params
     store = request.app[COLLECTOR].store
     until = datetime.now(UTC).date()
-    fetch = store_fetch(store, who.scope)
-    if where:
-        # Every panel of the page over the selected segment's installs only.
-        filters = segments.check_where([where], store.settings.schema_dirs)
-        base = fetch
-
-        def fetch(q: Query) -> Rows:
-            return base(replace(q, where=filters))
-    fetch = targets.with_targets(once(fetch), target_plan.of(request.app[COLLECTOR].settings))
+    # Every panel of the page over the selected segment's installs only.
+    filters = segments.check_where([where] if where else [], store.settings.schema_dirs)
+    fetch = targets.with_targets(once(filtered(store_fetch(store, who.scope), filters)),
+                                 target_plan.of(request.app[COLLECTOR].settings))
     view = View(Window(until - timedelta(days=days - 1), until), app, fetch)
     title, subtitle, body = PAGES[name]
     # Alerts are evaluated over every project: a read key's session does not see them.

@@ -7,6 +7,7 @@ Both answer a :class:`~quietly_collector.insights.metrics.Query` with row object
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from quietly_collector.insights.metrics import Query, as_objects, run
@@ -31,6 +32,17 @@ def once(fetch: Fetch) -> Fetch:
         return seen[q]
 
     return cached
+
+
+def filtered(fetch: Fetch, where: tuple[tuple[str, str], ...]) -> Fetch:
+    """``fetch`` with every query restricted to these segment values (checked ones)."""
+    if not where:
+        return fetch
+
+    def narrowed(q: Query) -> Rows:
+        return fetch(replace(q, where=where))
+
+    return narrowed
 
 
 def store_fetch(store: Store, scope: str | None = None) -> Fetch:

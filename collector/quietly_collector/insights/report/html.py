@@ -85,6 +85,7 @@ def jobs_section(r: Report) -> str:
 
 def render(r: Report) -> str:
     scope = f" \u2013 app {escape(r.app)}" if r.app else ""
+    scope += f" \u2013 installs with {escape(r.segment)}" if r.segment else ""
     title = f"{TITLES[r.period]} report: {r.current.label()}{scope}"
     adoption = "".join(
         f"<tr><td>{escape(a.feature)}</td><td class=\"n\">{a.users:,}</td>"

@@ -15,6 +15,7 @@ def _cell(text: str) -> str:
 
 def render(r: Report) -> str:
     scope = f" \u2013 app {_cell(r.app)}" if r.app else ""
+    scope += f" \u2013 installs with {_cell(r.segment)}" if r.segment else ""
     out = [
         f"# {TITLES[r.period]} report: {r.current.label()}{scope}",
         "",

@@ -29,9 +29,11 @@ class Report:
     generated_at: datetime
     # Each KPI against its target on the period's last day (targets.py's rows).
     targets: Rows
+    # The segment filter every section was read with ("plan=paid"), if any.
+    segment: str = ""
 
 
-def build(fetch: Fetch, period: str, until: date, app: str = "") -> Report:
+def build(fetch: Fetch, period: str, until: date, app: str = "", segment: str = "") -> Report:
     """``fetch`` answers the ``targets`` query too: a running collector's does (its own
     [targets]); over the store, ``targets.with_targets`` with the configuration's plan."""
     cur = window(period, until)
@@ -46,4 +48,5 @@ def build(fetch: Fetch, period: str, until: date, app: str = "") -> Report:
         trend=trend,
         generated_at=datetime.now(UTC).replace(microsecond=0),
         targets=fetch(Query("targets", until, until, app)),
+        segment=segment,
     )
