@@ -187,3 +187,40 @@ def test_the_cli_reports_over_http(threaded: ThreadedCollector, tmp_path: Path) 
     assert "| Sessions | 2 | 1 | ↑ +1 (+100.0%) |" in md
     code, _, err = _cli("report", "--where", "plan=gold", *common)
     assert code == 2 and "plan is one of free, paid, enterprise" in err
+
+
+@pytest.fixture
+def k_settings(tmp_path: Path, chdb_path: Path) -> Any:
+    return make_settings(tmp_path, chdb_path, min_cell_installs=5)
+
+
+@pytest.fixture
+async def k_server(k_settings: Any) -> Any:
+    from tests.conftest import start, stop
+
+    running = await start(k_settings)
+    try:
+        yield running
+    finally:
+        await stop(running)
+
+
+async def test_a_report_and_the_dashboard_withhold_small_cells(k_server: Running) -> None:
+    """Five installs are fewer than min_cell_installs: every figure built on them is
+    withheld, and the report and the pages still render."""
+    await _load(k_server)
+    r = build(_fetch(k_server), "week", UNTIL)
+    k = {c.kpi.key: c for c in r.kpis}
+    assert k["wau"].current is None and k["sessions"].current is None
+    text = markdown.render(r)
+    assert "| Sessions |" in text and "| Sessions | 5 |" not in text
+    html.render(r)
+    from tests.helpers import ADMIN_TOKEN as token
+
+    for path in ("/dashboard", "/dashboard/product", "/dashboard/engineering"):
+        async with k_server.session.get(f"{k_server.url}{path}?days=90",
+                                        headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 200, path
+            page = await resp.text()
+        if path == "/dashboard/product":
+            assert "Too few installs to show" in page

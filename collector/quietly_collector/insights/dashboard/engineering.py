@@ -50,6 +50,7 @@ def _daily_mean(rs: list[dict[str, Any]], col: str) -> list[tuple[str, float | N
 
 
 def grades(rs: list[dict[str, Any]]) -> str:
+    rs = [r for r in rs if not r.get("suppressed")]  # too few installs behind them
     if not rs:
         return '<p class="empty">No performance samples in this period.</p>'
     counts = {g: 0 for g in GRADE_ORDER}

@@ -71,6 +71,8 @@ def retention(v: View) -> str:
     table: dict[str, dict[str, tuple[float | None, int]]] = {}
     size: dict[str, int] = {}
     for r in got:
+        if r.get("suppressed"):
+            continue  # a cohort of too few installs is not shown
         c = month(r["cohort"])
         table.setdefault(c, {})[r["period"]] = (r["rate"], int(r["retained_users"] or 0))
         size[c] = int(r["cohort_users"] or 0)

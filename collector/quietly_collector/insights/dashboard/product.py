@@ -5,7 +5,15 @@ from __future__ import annotations
 from html import escape
 
 from quietly_collector.insights.dashboard.layout import panel
-from quietly_collector.insights.dashboard.widgets import View, by_day, cards, column, points, ratio
+from quietly_collector.insights.dashboard.widgets import (
+    SUPPRESSED,
+    View,
+    by_day,
+    cards,
+    column,
+    points,
+    ratio,
+)
 from quietly_collector.insights.render import charts
 from quietly_collector.insights.report import details, fmt
 from quietly_collector.insights.report.kpis import rows, summarize
@@ -65,6 +73,8 @@ def adoption(items: list[details.Adoption]) -> str:
 
 def funnel(v: View) -> str:
     got = rows(v.fetch, "funnel", v.window, v.app, steps=PRODUCT_FUNNEL, window_s=86_400)
+    if any(r.get("suppressed") for r in got):
+        return SUPPRESSED
     first = int(got[0]["users"]) if got else 0
     if not first:
         return '<p class="empty">No sessions in this period.</p>'

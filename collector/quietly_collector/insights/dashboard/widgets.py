@@ -43,11 +43,21 @@ def cards(current: dict[str, float | None], previous: dict[str, float | None],
 def by_day(rs: Rows, *cols: str, key: str = "day") -> dict[str, list[float]]:
     """Sum of each column per day over every app (an install belongs to one app)."""
     out: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(cols))
+    # A day with a suppressed row is left out (a gap): its sum over the visible rows
+    # would be wrong, and would give the withheld row away.
+    hidden = {str(r[key]) for r in rs if r.get("suppressed")}
     for r in rs:
+        if str(r[key]) in hidden:
+            continue
         acc = out[str(r[key])]
         for i, c in enumerate(cols):
             acc[i] += float(r.get(c) or 0)
     return dict(sorted(out.items()))
+
+
+# Shown where a panel's rows are suppressed (docs/privacy.md, small cells).
+SUPPRESSED = ('<p class="empty">Too few installs to show (fewer than min_cell_installs:'
+              " small cells are withheld).</p>")
 
 
 def points(sums: dict[str, list[float]],

@@ -29,9 +29,12 @@ def adoption(fetch: Fetch, cur: Window, prev: Window, app: str = "",
         # One row per app: users add up, since an install belongs to one app.
         users: dict[str, int] = defaultdict(int)
         active: dict[str, int] = defaultdict(int)
+        # A feature with a suppressed row is left out: a partial sum would give it away.
+        hidden = {r["feature"] for r in rs if r.get("suppressed")}
         for r in rs:
-            users[r["feature"]] += r["users"] or 0
-            active[r["feature"]] += r["active_users"] or 0
+            if r["feature"] not in hidden:
+                users[r["feature"]] += r["users"] or 0
+                active[r["feature"]] += r["active_users"] or 0
         return {f: (u, u / active[f] if active[f] else None) for f, u in users.items()}
 
     now = rates(rows(fetch, "feature_adoption", cur, app))
@@ -62,6 +65,8 @@ def version_key(v: str) -> tuple[tuple[int, str], ...]:
 def _latest(rs: Rows) -> dict[tuple[str, str], dict[str, object]]:
     best: dict[tuple[str, str], dict[str, object]] = {}
     for r in rs:
+        if r.get("suppressed"):
+            continue  # too few installs behind it to show
         k = (r["operation"], r["measure"])
         if k not in best or version_key(str(r["app_version"])) > version_key(
                 str(best[k]["app_version"])):
@@ -106,12 +111,15 @@ def jobs(fetch: Fetch, trend: list[Window], app: str = "") -> list[Job]:
     cur, prev = trend[-1], per_window[-2] if len(per_window) > 1 else {}
     out = []
     for name, r in sorted(per_window[-1].items()):
+        if r.get("suppressed"):
+            continue  # too few installs to show (docs/privacy.md, small cells)
         job = Job(name, r["started_users"] or 0, r["completed_users"] or 0,
                   r["completion_rate"], (prev.get(name) or {}).get("completion_rate"))
         steps = [f"job_started:job={name}", f"job_completed:job={name}"]
         got = rows(fetch, "funnel", cur, app, steps=tuple(steps), window_s=JOB_FUNNEL_WINDOW_S)
-        job.funnel = [(label, int(s["users"])) for label, s in
-                      zip(("started", "completed"), got, strict=False)]
+        if not any(s.get("suppressed") for s in got):
+            job.funnel = [(label, int(s["users"])) for label, s in
+                          zip(("started", "completed"), got, strict=False)]
         job.satisfaction = [(w.get(name) or {}).get("avg_satisfaction") for w in per_window]
         out.append(job)
     return out

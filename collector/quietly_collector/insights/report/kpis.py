@@ -57,6 +57,14 @@ def rows(fetch: Fetch, metric: str, w: Window, app: str = "", **kw: Any) -> Rows
     return fetch(Query(metric, w.since, w.until, app, **kw))
 
 
+def whole(fetch: Fetch, metric: str, w: Window, app: str = "", **kw: Any) -> Rows:
+    """``rows``, or none at all when one of them is suppressed (too few installs): a
+    KPI adds rows up, and a sum over the visible rows would be neither the true total
+    nor safe (the total minus the visible rows gives the withheld one away)."""
+    got = rows(fetch, metric, w, app, **kw)
+    return [] if any(r.get("suppressed") for r in got) else got
+
+
 def _sum(rs: Rows, col: str) -> float:
     return float(sum(r.get(col) or 0 for r in rs))
 
@@ -69,13 +77,13 @@ Part = Callable[[Fetch, Window, str], dict[str, float | None]]
 
 
 def _active(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    dau = rows(fetch, "dau", w, app)
+    dau = whole(fetch, "dau", w, app)
     return {"dau": _sum(dau, "users") / w.days if dau else None}
 
 
 def _last_day(name: str) -> Part:
     def part(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-        got = rows(fetch, name, Window(w.until, w.until), app)
+        got = whole(fetch, name, Window(w.until, w.until), app)
         return {name: _sum(got, "users") if got else None}
 
     return part
@@ -83,7 +91,7 @@ def _last_day(name: str) -> Part:
 
 def _stickiness(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
     by_day: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for r in rows(fetch, "stickiness", w, app):
+    for r in whole(fetch, "stickiness", w, app):
         by_day[r["day"]][0] += r["dau"] or 0
         by_day[r["day"]][1] += r["mau"] or 0
     ratios = [d / m for d, m in by_day.values() if m]
@@ -91,7 +99,7 @@ def _stickiness(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
 
 
 def _sessions(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    sessions = rows(fetch, "sessions", w, app)
+    sessions = whole(fetch, "sessions", w, app)
     n = _sum(sessions, "sessions")
     weighted = sum((r["avg_duration_s"] or 0) * (r["sessions"] or 0) for r in sessions)
     return {"sessions": n if sessions else None,
@@ -100,36 +108,36 @@ def _sessions(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
 
 
 def _activation(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    act = rows(fetch, "activation", w, app)
+    act = whole(fetch, "activation", w, app)
     return {"activation": _ratio(_sum(act, "activated_installs"), _sum(act, "new_installs"))}
 
 
 def _breadth(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    got = rows(fetch, "feature_breadth", w, app)
+    got = whole(fetch, "feature_breadth", w, app)
     return {"breadth": _ratio(_sum(got, "users_3plus_features"), _sum(got, "active_users"))}
 
 
 def _retention(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
     cohorts = Window(w.until - timedelta(days=RETENTION_LOOKBACK_DAYS), w.until)
-    d30 = [r for r in rows(fetch, "retention", cohorts, app) if r["period"] == "day_30"]
+    d30 = [r for r in whole(fetch, "retention", cohorts, app) if r["period"] == "day_30"]
     kept = _ratio(_sum(d30, "retained_users"), _sum(d30, "cohort_users"))
     return {"retention_30d": kept, "churn_30d": None if kept is None else 1 - kept}
 
 
 def _nps(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    nps = rows(fetch, "nps", w, app)
+    nps = whole(fetch, "nps", w, app)
     responses = _sum(nps, "responses")
     return {"nps": _ratio(_sum(nps, "promoters") - _sum(nps, "detractors"), responses, 100),
             "nps_responses": responses}
 
 
 def _deployments(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    got = rows(fetch, "deployments", w, app)
+    got = whole(fetch, "deployments", w, app)
     return {"deployments": _sum(got, "successful_production_deployments")}
 
 
 def _crashes(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
-    crash = rows(fetch, "crash_rate", w, app)
+    crash = whole(fetch, "crash_rate", w, app)
     n = _sum(crash, "sessions")
     crashed = _ratio(_sum(crash, "crashed_sessions"), n)
     free_users = [r["crash_free_users_rate"] for r in crash

@@ -15,7 +15,12 @@ from typing import Any
 from quietly_collector.insights import metrics
 from quietly_collector.insights.metrics import Metric, MetricError, Query
 from quietly_collector.insights.report.fetch import Fetch, Rows, store_fetch
-from quietly_collector.insights.report.kpis import RETENTION_LOOKBACK_DAYS, rows, summarize
+from quietly_collector.insights.report.kpis import (
+    RETENTION_LOOKBACK_DAYS,
+    rows,
+    summarize,
+    whole,
+)
 from quietly_collector.insights.report.periods import Window
 from quietly_collector.insights.report.target_plan import KPI_BY_NAME, Target, Value
 from quietly_collector.storage.store import Store
@@ -136,7 +141,7 @@ def _cohorts(until: date, days: int) -> Window:
 
 def _retention_90d(fetch: Fetch, until: date, app: str) -> tuple[Window, float | None]:
     w = _cohorts(until, RETENTION_90D_LOOKBACK_DAYS)
-    got = [r for r in rows(fetch, "retention", w, app) if r["period"] == "day_90"]
+    got = [r for r in whole(fetch, "retention", w, app) if r["period"] == "day_90"]
     n = sum(r["cohort_users"] or 0 for r in got)
     return w, (sum(r["retained_users"] or 0 for r in got) / n if n else None)
 
