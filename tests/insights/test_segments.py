@@ -269,3 +269,25 @@ async def test_segments_over_http_and_the_command_line_with_clear_errors(
             assert resp.status == 400, query
             text = await resp.text()
             assert reason in text, (query, text)
+
+
+async def test_a_deletion_request_erases_the_installs_segments(server: Running) -> None:
+    from datetime import UTC, datetime
+
+    from tests.helpers import event
+
+    ts = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    keep, gone = "0b6f3c1e-2a44-4f0e-9d6b-8a1e2f3c4d5e", "7d1e0c5a-3b2f-4e6d-8a9b-0c1d2e3f4a5b"
+    events = [event("segments", {"channel": "beta", "plan": "paid"}, ts=ts, install_id=i)
+              for i in (keep, gone)]
+    status, _ = await server.post("/v1/batch", body(events), headers())
+    assert status == 200
+    await server.settle()
+    assert server.rows("SELECT uniqExact(install_hash) FROM agg_install_segments") == [(2,)]
+    deletion = event("deletion_request", {}, ts=ts, install_id=gone, consent="off")
+    status, _ = await server.post("/v1/batch", body([deletion]), headers())
+    assert status == 200
+    await server.settle(60)
+    assert server.rows("SELECT uniqExact(install_hash) FROM agg_install_segments") == [(1,)]
+    rows = _rows(server, "dau", by=["channel"])
+    assert [(r["channel"], r["users"]) for r in rows] == [("beta", 1)]
