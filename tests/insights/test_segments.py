@@ -291,3 +291,24 @@ async def test_a_deletion_request_erases_the_installs_segments(server: Running) 
     assert server.rows("SELECT uniqExact(install_hash) FROM agg_install_segments") == [(1,)]
     rows = _rows(server, "dau", by=["channel"])
     assert [(r["channel"], r["users"]) for r in rows] == [("beta", 1)]
+
+
+async def test_installs_that_never_reported_a_segment_are_unknown(server: Running) -> None:
+    from datetime import UTC, datetime
+
+    from tests.helpers import event
+
+    ts = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    told, silent = "0b6f3c1e-2a44-4f0e-9d6b-8a1e2f3c4d5e", "7d1e0c5a-3b2f-4e6d-8a9b-0c1d2e3f4a5b"
+    events = [event("segments", {"plan": "paid"}, ts=ts, install_id=told),
+              event("feature_used", {"feature": "search"}, ts=ts, install_id=silent)]
+    status, _ = await server.post("/v1/batch", body(events), headers())
+    assert status == 200
+    await server.settle()
+    by_plan = {r["plan"]: r["users"] for r in _rows(server, "dau", by=["plan"])}
+    assert by_plan == {"paid": 1, "unknown": 1}
+    assert [r["users"] for r in _rows(server, "dau", where=["plan=unknown"])] == [1]
+    direct = server.store.query(
+        "SELECT seg1, users FROM metric_dau(since = '2026-10-01', until = '2026-10-01',"
+        " app = '', by = ['plan'], where = []) ORDER BY seg1")
+    assert direct[1] == [("paid", 1), ("unknown", 1)]

@@ -34,8 +34,9 @@ FROM
                if(has(fixed, segment), argMinMerge(first_value), argMaxMerge(latest_value)) AS v,
                if(v = '', 'unknown', v) AS value, min(first_day) AS fd
         FROM agg_install_segments
-        -- platform: every install has it, so its rows carry the first day tenure needs.
-        WHERE has(wanted, segment) OR (has(wanted, 'tenure') AND segment = 'platform')
+        -- platform: every install has it, so with its rows every install is here (as
+        -- unknown where it never reported a segment) and tenure has its first day.
+        WHERE notEmpty(wanted) AND (has(wanted, segment) OR segment = 'platform')
         GROUP BY project, app, install_hash, segment
     )
     GROUP BY project, app, install_hash
