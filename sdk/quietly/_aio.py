@@ -2,8 +2,8 @@
 
 ``track`` and the helpers only append to a queue, so they are safe to call on
 the event loop as they are (``experiment`` also writes the small state file, once per
-experiment: ``aexperiment`` does that in a thread). ``flush``, ``shutdown`` and ``set_consent`` (a small
-file write) run in a thread so the loop never waits on disk or network.
+experiment: ``aexperiment`` does that in a thread). ``flush``, ``shutdown`` and
+``set_consent`` (a small file write) run in a thread so the loop never waits on disk or network.
 """
 
 from __future__ import annotations
