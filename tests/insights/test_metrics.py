@@ -103,13 +103,16 @@ async def test_views_match_python(loaded: tuple[Running, list[truth.Ev]]) -> Non
     # must give the very same rows.
     params = {"since": truth.START, "until": truth.END, "app": ""}
     for name in metrics.METRICS:
-        if name == "funnel":
+        if name in metrics.NOT_VIEWS:
             continue
+        period = ", period = 'month'" if name in metrics.PERIOD_VIEWS else ""
         direct = server.store.query(
             f"SELECT * FROM metric_{name}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String})", params)
-        q = metrics.parse_query(name, SINCE, UNTIL)
-        assert metrics.run(server.store, q) == (
+            f" app = {{app:String}}{period})", params)
+        q = metrics.parse_query(name, SINCE, UNTIL, period="month" if period else None)
+        columns, rows = metrics.run(server.store, q)
+        # (This dataset has no experiments: an empty result names no columns here.)
+        assert (columns if direct[1] else [], rows) == (
             direct[0], [[metrics._plain(v) for v in r] for r in direct[1]]), name
 
 
