@@ -9,7 +9,8 @@ test) and the 95 % interval of the difference variant - control (unpooled); SciP
 
 Built here, not as a view, because the name, goal and window are part of the query;
 exposures come from ``agg_experiments`` (one row per install and variant), the goal
-from ``events`` (any event can be a goal, at any time within the window).
+from ``events`` (any event can be a goal, at any time within the window). An install
+reported to two projects under one app name counts once per project.
 """
 
 from __future__ import annotations
@@ -36,20 +37,21 @@ FROM
                        g.goal_ts) AS converted
     FROM
     (
-        SELECT app, install_hash, argMin(variant, first_ts) AS variant, min(first_ts) AS first
+        SELECT app, project, install_hash, argMin(variant, first_ts) AS variant,
+               min(first_ts) AS first
         FROM agg_experiments
         WHERE experiment = {name:String} AND ({app:String} = '' OR app = {app:String})
-        GROUP BY app, install_hash
+        GROUP BY app, project, install_hash
         HAVING toDate(first) BETWEEN {since:Date} AND {until:Date}
     ) AS x
     LEFT JOIN
     (
-        SELECT app, install_hash, groupArray(ts) AS goal_ts
+        SELECT app, project, install_hash, groupArray(ts) AS goal_ts
         FROM events
         WHERE event = {goal:String} AND ({app:String} = '' OR app = {app:String})
           AND ts >= toDateTime64({since:Date}, 3, 'UTC')
-        GROUP BY app, install_hash
-    ) AS g ON x.app = g.app AND x.install_hash = g.install_hash
+        GROUP BY app, project, install_hash
+    ) AS g ON x.app = g.app AND x.project = g.project AND x.install_hash = g.install_hash
 )
 GROUP BY variant
 ORDER BY variant

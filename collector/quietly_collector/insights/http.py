@@ -62,7 +62,9 @@ async def get_metrics_list(request: web.Request) -> web.Response:
 
 @access(Level.READ)
 async def get_metric(request: web.Request) -> web.Response:
-    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&format=json|csv"""
+    """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&format=json|csv,
+    plus period= (lifecycle, active_days), from=, to=, steps=, limit= (paths), name=,
+    goal= (experiment)."""
     qs = request.query
     fmt = qs.get("format", "json")
     if fmt not in ("json", "csv"):
@@ -70,7 +72,9 @@ async def get_metric(request: web.Request) -> web.Response:
     try:
         q = metrics.parse_query(
             request.match_info["name"], qs.get("since"), qs.get("until"), qs.get("app"),
-            qs.getall("step", []), qs.get("window"),
+            qs.getall("step", []), qs.get("window"), period=qs.get("period"),
+            start=qs.get("from"), end=qs.get("to"), path_steps=qs.get("steps"),
+            limit=qs.get("limit"), name=qs.get("name"), goal=qs.get("goal"),
         )
     except metrics.MetricError as exc:
         if request.match_info["name"] in metrics.METRICS:

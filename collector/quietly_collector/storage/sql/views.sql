@@ -403,18 +403,18 @@ GROUP BY day, app
 ORDER BY day, app;
 
 -- Running experiments: those with installs first exposed between since and until
--- (an install counts in the variant of its first exposure).
+-- (an install counts in the variant of its first exposure, once per project).
 CREATE OR REPLACE VIEW metric_experiments AS
 SELECT experiment, app, arrayStringConcat(arraySort(groupUniqArray(variant)), ', ') AS variants,
        count() AS exposed_users, toDate(min(first)) AS first_exposure,
        toDate(max(first)) AS last_exposure
 FROM
 (
-    SELECT experiment, app, install_hash, argMin(variant, first_ts) AS variant,
+    SELECT experiment, app, project, install_hash, argMin(variant, first_ts) AS variant,
            min(first_ts) AS first
     FROM agg_experiments
     WHERE {app:String} = '' OR app = {app:String}
-    GROUP BY experiment, app, install_hash
+    GROUP BY experiment, app, project, install_hash
     HAVING toDate(first) BETWEEN {since:Date} AND {until:Date}
 )
 GROUP BY experiment, app
