@@ -28,7 +28,7 @@ COLUMNS = ["variant", "exposed_users", "converted_users", "conversion_rate", "li
 CONTROL = "control"
 SRM_ALPHA = 0.001  # as Microsoft's ExP and Optimizely flag a sample ratio mismatch
 
-_COUNTS = """
+COUNTS = """
 SELECT variant, count() AS exposed, countIf(converted) AS converted
 FROM
 (
@@ -60,12 +60,13 @@ ORDER BY variant
 
 def experiment(
     store: Store, params: dict[str, Any], name: str, goal: str, window_s: int,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None, counts: str = COUNTS,
 ) -> tuple[list[str], list[Sequence[Any]]]:
-    _, rows = store.query(_COUNTS, {**params, "name": name, "goal": goal, "window": window_s},
+    """``counts``: the per-variant query (bench/ passes one over the raw events)."""
+    _, rows = store.query(counts, {**params, "name": name, "goal": goal, "window": window_s},
                           settings)
-    counts = [(str(v), int(e), int(c)) for v, e, c in rows]
-    return COLUMNS, list(results(store, counts))
+    per_variant = [(str(v), int(e), int(c)) for v, e, c in rows]
+    return COLUMNS, list(results(store, per_variant))
 
 
 def results(store: Store, counts: Sequence[tuple[str, int, int]]) -> list[list[Any]]:
