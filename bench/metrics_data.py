@@ -89,6 +89,7 @@ FROM
                 r < 52, 'feature_used', r < 73, 'performance', r < 84, 'screen_viewed',
                 r < 88, 'job_started', r < 94, 'job_step', r < 97.5, 'job_completed',
                 r < 98.3, 'error', r < 98.5, 'crash', r < 99, 'survey_response',
+                r < 99.4, 'build_finished', r < 99.5, 'experiment_exposure',
                 'deployment') AS ev,
         {_sql_list(JOBS)}[cityHash64(s, 7) % {len(JOBS)} + 1] AS job,
         {_u("number", 8)} AS v1,
@@ -137,6 +138,14 @@ FROM
                                   toString(toUInt8(floor(11 * v2))), ',"job":"', job, '"}}'),
                 -- dismissed without a score: counted nowhere
                 '{{"survey":"nps"}}'),
+            ev = 'build_finished', concat(
+                '{{"success":', if(v1 < multiIf(ver = '1.4.0', 0.75, 0.92), 'true', 'false'),
+                ',"duration_ms":', toString(toUInt32(2000 + 90000 * pow(v2, 3))),
+                ',"kind":"', ['incremental', 'full', 'test'][pick % 3 + 1], '"}}'),
+            -- one variant per install (the first exposure decides in any case)
+            ev = 'experiment_exposure', concat(
+                '{{"experiment":"onboarding","variant":"',
+                ['control', 'tour'][cityHash64(k, 13) % 2 + 1], '"}}'),
             concat('{{"environment":"', if(v1 < 0.7, 'production', 'staging'),
                    '","success":', if(v2 < 0.9, 'true', 'false'),
                    ',"duration_ms":', toString(toUInt32(30000 + v3 * 600000)), '}}')

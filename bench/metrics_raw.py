@@ -4,6 +4,8 @@ dashboard metric (``RAW``), returning the same rows as the metric's view, and
 
 from __future__ import annotations
 
+from bench.metrics_raw_flows import RAW_FLOWS
+
 # -- the same metrics from the raw table ------------------------------------------------
 #
 # Each mirrors its view in migration 0006, reading `events` where the view reads an
@@ -318,6 +320,16 @@ ORDER BY month, app""",
 }
 
 
+RAW.update(RAW_FLOWS)
+
+
+# Views with a period parameter (metrics.PERIOD_VIEWS; not imported: the benchmark's
+# parent process loads no collector code).
+PERIOD_VIEWS = ("lifecycle", "active_days")
+
+
 def view_sql(metric: str) -> str:
+    period = ", period = {period:String}" if metric in PERIOD_VIEWS else ""
     return (f"SELECT * FROM metric_{metric}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String}, by = {by:Array(String)}, where = {where:Array(String)})")
+            f" app = {{app:String}}{period}, by = {{by:Array(String)}},"
+            " where = {where:Array(String)})")

@@ -5,6 +5,7 @@ Also the noise checks (CPU other processes use) and the timing helpers it needs.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -21,7 +22,8 @@ from bench.metrics_common import (
 )
 from bench.metrics_compare import compare
 from bench.metrics_data import DAYS, LOAD_CHUNK, SEGMENTS_SQL, START, load_sql
-from bench.metrics_raw import RAW, view_sql
+from bench.metrics_raw import PERIOD_VIEWS, RAW, view_sql
+from bench.metrics_raw_flows import Run, query_time_runs
 
 FUNNEL_STEPS = ("job_started", "job_step", "job_completed")
 
@@ -96,12 +98,13 @@ def _settle(store: Any, limit: float) -> float:
     return time.monotonic() - started
 
 
-def _timed(store: Any, sql: str, params: dict[str, Any]) -> tuple[float, float, Any]:
-    """Wall and CPU milliseconds of one query, and its answer. chdb runs the query in
-    this process, so process CPU time is the engine's (all its threads): a figure that
-    other processes on a shared machine disturb much less than wall time."""
+def _timed(store: Any, sql: str | Run, params: dict[str, Any]) -> tuple[float, float, Any]:
+    """Wall and CPU milliseconds of one query (or of a metric built at query time, a
+    Run), and its answer. chdb runs the query in this process, so process CPU time is
+    the engine's (all its threads): a figure that other processes on a shared machine
+    disturb much less than wall time."""
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    result = store.query(sql, params)
+    result = sql() if callable(sql) else store.query(sql, params)
     return (time.perf_counter() - wall0) * 1000, (time.process_time() - cpu0) * 1000, result
 
 
@@ -163,7 +166,7 @@ def load(store: Any, events: int, block_rows: int) -> dict[str, Any]:
 
 
 def worker(params: dict[str, Any]) -> dict[str, Any]:
-    from quietly_collector.insights.metrics import METRICS, parse_query, view_select
+    from quietly_collector.insights.metrics import METRICS, NOT_VIEWS, parse_query, view_select
     from quietly_collector.insights.metrics import run as run_metric
     from quietly_collector.settings import load_settings
     from quietly_collector.storage.migrations import migrate
@@ -212,24 +215,34 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         for label, since, end in windows:
             qp: dict[str, Any] = {"since": since, "until": end, "app": params["app"],
                                   "by": [], "where": []}
-            # The same query broken down by one segment (target: at most 3x the plain one).
-            bp = {**qp, "by": [params["by"]]}
             for metric in METRICS:
                 if metric == "funnel" or (params["only"] and metric not in params["only"]):
                     continue
-                if metric not in RAW:
-                    raise BenchError(f"metric {metric!r} has no raw equivalent in the benchmark")
-                # The view's stored SELECT, as quietly query runs it (metrics.run, with
-                # its cache warm), and the engineer's SELECT * FROM metric_<name>(...).
-                vsql = view_select(store, f"metric_{metric}")
-                if vsql is None:
-                    raise BenchError(f"metric_{metric} is not a view")
-                dsql, rsql = view_sql(metric), RAW[metric]
+                mp = {**qp, "period": "week"} if metric in PERIOD_VIEWS else qp
+                # The same query broken down by one segment (target: at most 3x the plain
+                # one); paths and experiment take no breakdown.
+                bp = {**mp, "by": [params["by"]]}
+                segmented = metric not in NOT_VIEWS
+                vsql: str | Run | None
+                rsql: str | Run
+                if metric in NOT_VIEWS:  # built at query time: the same Python, two sources
+                    vsql, rsql = query_time_runs(store, metric, qp)
+                    dsql: str | Run = vsql
+                else:
+                    if metric not in RAW:
+                        raise BenchError(f"metric {metric!r} has no raw equivalent in the"
+                                         " benchmark")
+                    # The view's stored SELECT, as quietly query runs it (metrics.run, with
+                    # its cache warm), and the engineer's SELECT * FROM metric_<name>(...).
+                    vsql = view_select(store, f"metric_{metric}")
+                    if vsql is None:
+                        raise BenchError(f"metric_{metric} is not a view")
+                    dsql, rsql = view_sql(metric), RAW[metric]
                 # Warm-up (first-read costs, compiled expressions), and the answers to check.
-                vres = _timed(store, vsql, qp)[2]
-                dres = _timed(store, dsql, qp)[2]
-                rres = _timed(store, rsql, qp)[2]
-                bres = _timed(store, vsql, bp)[2]
+                vres = _timed(store, vsql, mp)[2]
+                dres = _timed(store, dsql, mp)[2]
+                rres = _timed(store, rsql, mp)[2]
+                bres = _timed(store, vsql, bp)[2] if segmented else ([], [])
                 bt: list[float] = []
                 vt: list[float] = []
                 vc: list[float] = []
@@ -237,12 +250,13 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                 rt: list[float] = []
                 rc: list[float] = []
                 for _ in range(runs):  # alternate, so noise falls on all alike
-                    wall, cpu, _ = _timed(store, vsql, qp)
+                    wall, cpu, _ = _timed(store, vsql, mp)
                     vt.append(wall)
                     vc.append(cpu)
-                    dt.append(_timed(store, dsql, qp)[0])
-                    bt.append(_timed(store, vsql, bp)[0])
-                    wall, cpu, _ = _timed(store, rsql, qp)
+                    dt.append(_timed(store, dsql, mp)[0])
+                    if segmented:
+                        bt.append(_timed(store, vsql, bp)[0])
+                    wall, cpu, _ = _timed(store, rsql, mp)
                     rt.append(wall)
                     rc.append(cpu)
                 check = compare(metric, vres, rres)
@@ -256,7 +270,9 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                     "until": end.isoformat(), "rows": len(vres[1]),
                     "view_ms": statistics.median(vt), "raw_ms": statistics.median(rt),
                     "direct_view_ms": statistics.median(dt),
-                    "by": params["by"], "by_ms": statistics.median(bt), "by_rows": len(bres[1]),
+                    "by": params["by"] if segmented else None,
+                    "by_ms": statistics.median(bt) if bt else math.nan,
+                    "by_rows": len(bres[1]),
                     "by_runs_ms": bt,
                     "view_cpu_ms": statistics.median(vc), "raw_cpu_ms": statistics.median(rc),
                     "view_runs_ms": vt, "direct_view_runs_ms": dt, "raw_runs_ms": rt,
@@ -267,7 +283,7 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                 entry["ok_ratio"] = entry["ratio"] >= TARGET_RATIO
                 entry["ok_view_ms"] = entry["view_ms"] < TARGET_VIEW_MS
                 entry["by_ratio"] = entry["by_ms"] / entry["view_ms"]
-                entry["ok_by"] = entry["by_ratio"] <= TARGET_BY_RATIO
+                entry["ok_by"] = not segmented or entry["by_ratio"] <= TARGET_BY_RATIO
                 # The best ratio any view could reach here: raw over the floor.
                 entry["max_ratio"] = entry["raw_ms"] / floor["table"]
                 queries.append(entry)

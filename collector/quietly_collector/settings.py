@@ -220,6 +220,9 @@ RETENTION_COLUMNS: dict[str, str] = {
     "agg_jobs": "first_seen",
     "agg_surveys": "day",
     "agg_deployments": "day",
+    "agg_session_steps": "first_ts",
+    "agg_experiments": "first_ts",
+    "agg_builds": "day",
     "deletion_receipts": "received_at",
     "audit_log": "at",
 }

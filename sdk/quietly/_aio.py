@@ -1,8 +1,9 @@
 """asyncio adapter: the same client, with the calls that wait made awaitable.
 
 ``track`` and the helpers only append to a queue, so they are safe to call on
-the event loop as they are. ``flush``, ``shutdown`` and ``set_consent`` (a small
-file write) run in a thread so the loop never waits on disk or network.
+the event loop as they are (``experiment`` also writes the small state file, once per
+experiment: ``aexperiment`` does that in a thread). ``flush``, ``shutdown`` and
+``set_consent`` (a small file write) run in a thread so the loop never waits on disk or network.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class AsyncTelemetry(Telemetry):
 
     async def aset_consent(self, level: str) -> None:
         await asyncio.to_thread(self.set_consent, level)
+
+    async def aexperiment(self, name: str, variant: str) -> None:
+        """``experiment`` off the loop: its first call per experiment writes the state file."""
+        await asyncio.to_thread(self.experiment, name, variant)
 
     async def aflush(self, timeout: float = 5.0) -> bool:
         return await asyncio.to_thread(self.flush, timeout)

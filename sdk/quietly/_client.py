@@ -73,6 +73,7 @@ class Telemetry(HelpersMixin):
         self._closed = False
         self._need_start = False
         self._install: str | None = None
+        self._exposed: set[tuple[str, str]] = set()  # (install id, experiment) reported
         self._queue: deque[Item] = deque()
         self._max_queue = max_queue
         self._wake_at = batch_events

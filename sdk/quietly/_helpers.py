@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from quietly._safe import safe
+from quietly._state import StateFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 _STACK_MAX = 16_000
@@ -61,6 +62,10 @@ class Timed:
 
 class HelpersMixin:
     _level: str
+    _install: str | None
+    _state_lock: threading.Lock
+    _state_file: StateFile
+    _exposed: set[tuple[str, str]]
 
     def track(self, event: str, /, **props: Any) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -164,3 +169,31 @@ class HelpersMixin:
         its segment declares, and an opt-out erases them with every other event.
         """
         self.track("segments", **values)
+
+    @safe(None)
+    def build_finished(
+        self, success: bool, duration_ms: int | None = None, kind: str | None = None
+    ) -> None:
+        """A build of the user's project finished (the engineering dashboard's builds)."""
+        self.track("build_finished", success=success, duration_ms=duration_ms, kind=kind)
+
+    @safe(None)
+    def experiment(self, name: str, variant: str) -> None:
+        """The install sees ``variant`` of experiment ``name``: one ``experiment_exposure``
+        per install and experiment, however often it is called (remembered in the state
+        file, so a restart sends no second one). ``variant="control"`` is the baseline."""
+        if self._level == "off" or self._install is None:
+            return
+        key = (self._install, name)
+        if key in self._exposed:  # the common case: no lock, no file
+            return
+        with self._state_lock:
+            state = self._state_file.load()
+            # Another process of the app may have reported it already.
+            first = state.install_id == self._install and name not in state.experiments
+            if first:
+                state.experiments[name] = variant
+                self._state_file.save(state)
+            self._exposed.add(key)
+        if first:
+            self.track("experiment_exposure", experiment=name, variant=variant)

@@ -1,4 +1,5 @@
-"""What the SDK remembers between runs: consent, install id, pending deletions.
+"""What the SDK remembers between runs: consent, install id, pending deletions, and the
+experiments this install was exposed to.
 
 One small JSON file (``state.json``) in the state directory, replaced atomically
 so a crash mid-write leaves the old state, readable only by the user. Several
@@ -37,6 +38,9 @@ class State:
     install_id: str | None = None
     # Deletion requests not yet acknowledged by the collector: {"event_id", "install_id", "ts"}.
     pending_deletions: list[dict[str, str]] = field(default_factory=list)
+    # Experiment -> variant already reported for this install_id (one exposure each);
+    # a new install id starts with none.
+    experiments: dict[str, str] = field(default_factory=dict)
 
 
 class StateFile:
@@ -57,12 +61,15 @@ class StateFile:
         consent = raw.get("consent")
         install = raw.get("install_id")
         pending = raw.get("pending_deletions")
+        seen = raw.get("experiments")
         return State(
             consent=consent if consent in CONSENT_LEVELS else "off",
             install_id=str(uuid.UUID(install)) if _is_uuid(install) else None,
             pending_deletions=[
                 p for p in pending if isinstance(p, dict) and _is_uuid(p.get("install_id"))
             ] if isinstance(pending, list) else [],
+            experiments={str(k): str(v) for k, v in seen.items()}
+            if isinstance(seen, dict) and _is_uuid(install) else {},
         )
 
     def save(self, state: State) -> None:
@@ -72,6 +79,7 @@ class StateFile:
                 "consent": state.consent,
                 "install_id": state.install_id,
                 "pending_deletions": state.pending_deletions,
+                "experiments": state.experiments if state.install_id else {},
             },
             indent=1,
         )

@@ -103,6 +103,13 @@ def test_serve_with_no_keys_prints_a_dev_key_that_works(
                                    "----------", "(0", "rows)"]
     listed = run("query", "--list", cwd=tmp_path)
     assert listed.returncode == 0 and "retention" in listed.stdout
+    listed = run("query", "--list", "--url", url, cwd=tmp_path)
+    assert "lifecycle" in listed.stdout and "running experiments" in listed.stdout, listed
+    lifecycle = run("query", "lifecycle", "--period", "month", "--url", url, "--format", "json",
+                    cwd=tmp_path)
+    assert json.loads(lifecycle.stdout)[0]["new"] == 1, lifecycle.stderr
+    bad = run("query", "paths", "--from", "a b", "--url", url, cwd=tmp_path)
+    assert bad.returncode == 2 and "from:" in bad.stderr
     bad = run("query", "daily", "--url", url, cwd=tmp_path)
     assert bad.returncode == 2 and "unknown metric 'daily'" in bad.stderr
 

@@ -139,6 +139,20 @@ def test_every_page_in_a_real_browser(simulated: ThreadedCollector, browser: Any
     page.goto(base + "/dashboard/product?days=30")
     assert page.locator("h2", has_text="Jobs to be done").count() == 1
     assert page.locator("text=fix_a_bug").count() >= 1
+    # Issue 24's panels, each filled by the simulation.
+    for title in ("Lifecycle per week", "Days active in the last full week",
+                  "Top paths from session_start", "Running experiments"):
+        assert page.locator("h2", has_text=title).count() == 1, title
+    flow = page.locator("svg.flow")
+    assert flow.count() == 1 and flow.locator("path").count() >= 4  # bands between steps
+    assert flow.locator("rect").count() >= 4 and "session_start" in flow.text_content()
+    assert "onboarding_tour" in page.inner_text("main")
+    assert "checklist, control, guided_tour" in page.inner_text("main")
+    assert page.locator("text=returning").count() >= 1  # the lifecycle legend
+    page.goto(base + "/dashboard/engineering?days=30")
+    builds = page.locator("section", has=page.locator("h2", has_text="Build success rate"))
+    assert builds.locator("svg.chart").count() == 2
+    assert page.locator(".card", has_text="Build success rate").count() == 1
 
     # The segment selector: plain links; every panel then reads that segment's installs.
     page.goto(base + "/dashboard?days=30")

@@ -104,16 +104,22 @@ async def test_views_match_python(loaded: tuple[Running, list[truth.Ev]]) -> Non
     # broken down).
     params = {"since": truth.START, "until": truth.END, "app": "", "by": [], "where": []}
     for name in metrics.METRICS:
-        if name == "funnel":
+        if name in metrics.NOT_VIEWS:
             continue
+        period = ", period = 'month'" if name in metrics.PERIOD_VIEWS else ""
         direct = server.store.query(
             f"SELECT * FROM metric_{name}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String}, by = {by:Array(String)}, where = {where:Array(String)})",
-            params)
-        assert {r[direct[0].index("seg1")] for r in direct[1]} <= {""}, name
-        q = metrics.parse_query(name, SINCE, UNTIL)
-        assert metrics.run(server.store, q) == segments.name_columns(
-            direct[0], [[metrics._plain(v) for v in r] for r in direct[1]], ()), name
+            f" app = {{app:String}}{period}, by = {{by:Array(String)}},"
+            " where = {where:Array(String)})", params)
+        if direct[1]:
+            assert {r[direct[0].index("seg1")] for r in direct[1]} <= {""}, name
+        q = metrics.parse_query(name, SINCE, UNTIL, period="month" if period else None)
+        columns, rows = metrics.run(server.store, q)
+        want = segments.name_columns(
+            direct[0], [[metrics._plain(v) for v in r] for r in direct[1]], ())
+        # (This dataset has no experiments: an empty result names no columns here.)
+        assert (columns if direct[1] else [], rows) == (
+            want[0] if direct[1] else [], want[1]), name
 
 
 async def test_quantiles_grades_jobs_nps_deployments_funnel(

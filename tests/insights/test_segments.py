@@ -20,6 +20,7 @@ import pytest
 from quietly_collector.insights import metrics
 from quietly_collector.insights.suppress import DIMENSIONS, POPULATION
 from tests import metrics_truth as truth
+from tests import metrics_truth_flows as flows
 from tests.conftest import Running
 from tests.helpers import body, headers
 
@@ -124,6 +125,11 @@ async def test_every_metric_by_segment_equals_the_metric_over_that_segments_inst
         ("nps", lambda r: r["period"],
          lambda r: {c: r[c] for c in ("responses", "promoters", "detractors", "nps")},
          truth.nps),
+        ("lifecycle", lambda r: (r["period_start"], r["app"]),
+         lambda r: {c: r[c] for c in ("new", "returning", "resurrecting", "dormant", "users")},
+         lambda es: flows.lifecycle(es, "week")),
+        ("active_days", lambda r: (r["period_start"], r["app"], r["days_active"]),
+         lambda r: r["users"], lambda es: flows.active_days(es, "week")),
     ]
     for segment in ("channel", "plan", "platform", "tenure"):
         values = sorted({s[segment] for s in segs.values()})
@@ -197,6 +203,8 @@ async def test_small_cells_are_suppressed_and_never_recoverable_from_the_rest(
     k = 5
     suppressed_somewhere = 0
     for metric in POPULATION:
+        if metric in metrics.UNSEGMENTED:
+            continue  # no breakdown; their rows are suppressed like any other
         kw: dict[str, Any] = {"steps": ["job_started", "job_completed"]} \
             if metric == "funnel" else {}
         pop = POPULATION[metric]

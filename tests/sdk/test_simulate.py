@@ -15,7 +15,8 @@ from quietly_schemas import builtin_catalog, check_props
 from tests.sdk.conftest import ThreadedCollector
 
 EXPECTED = ("feature_used", "performance", "session_start", "session_end", "survey_response",
-            "job_started", "job_step", "job_completed", "deployment", "screen_viewed")
+            "job_started", "job_step", "job_completed", "deployment", "screen_viewed",
+            "experiment_exposure", "build_finished")
 
 
 def simulate(collector: ThreadedCollector, *extra: str, url: str | None = None) -> int:
@@ -81,9 +82,16 @@ def test_unreachable_collector_and_refused_key_fail_clearly(
 def test_plans_are_valid_deterministic_and_inside_the_window() -> None:
     catalog = builtin_catalog()
     days = 30
+    builds: dict[str, list[bool]] = {}
     for index in range(150):
         plan = plan_user(7, index, days)
         assert plan == plan_user(7, index, days)
+        exposures = [p for s in plan.segments for _, n, p in s.events
+                     if n == "experiment_exposure"]
+        assert len(exposures) == 1 and exposures[0]["experiment"] == "onboarding_tour"
+        for s in plan.segments:
+            builds.setdefault(s.version, []).extend(
+                p["success"] for _, n, p in s.events if n == "build_finished")
         for segment in plan.segments:
             times = [t for t, _, _ in segment.events]
             assert times == sorted(times)
@@ -93,6 +101,8 @@ def test_plans_are_valid_deterministic_and_inside_the_window() -> None:
                 assert schema is not None, name
                 for level in ("basic", "detailed"):
                     check_props(schema, props, level)  # raises EventInvalid
+    rate = {v: sum(b) / len(b) for v, b in builds.items() if b}
+    assert rate["1.4.0"] < rate["1.5.0"] - 0.1, rate  # builds fail more on the old release
 
 
 def test_simulated_channels_retain_differently() -> None:

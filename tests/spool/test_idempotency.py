@@ -46,9 +46,13 @@ def _snapshot(store: Store) -> dict[str, Any]:
         "events": store.query("SELECT count(), uniqExact(event_id) FROM events")[1],
         "rejected": store.query("SELECT count() FROM rejected_events")[1],
     }
+    # The metrics built at query time need their own options.
+    options = {"paths": {"start": "session_start"},
+               "experiment": {"name": "onboarding_tour", "goal": "job_completed"}}
     for name in metrics.METRICS:
         if name != "funnel":
-            q = metrics.parse_query(name, truth.START.isoformat(), truth.END.isoformat())
+            q = metrics.parse_query(name, truth.START.isoformat(), truth.END.isoformat(),
+                                    **options.get(name, {}))
             out[name] = sorted(map(repr, metrics.run(store, q)[1]))
     return out
 

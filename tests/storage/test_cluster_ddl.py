@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from quietly_collector.commands.main import main
-from quietly_collector.insights.metrics import METRICS
+from quietly_collector.insights.metrics import METRICS, NOT_VIEWS, PERIOD_VIEWS
 from quietly_collector.storage.cluster_ddl import (
     GLOBAL_TABLES,
     cluster_statements,
@@ -116,7 +116,9 @@ ARRAY JOIN [('feature_used', '{{"feature":"debugging"}}'),
             ('performance', '{{"operation":"build","duration_ms":120}}'),
             ('survey_response', '{{"survey":"nps","score":9}}'),
             ('deployment', '{{"environment":"production","success":true}}'),
-            ('job_completed', '{{"job":"ship"}}')] AS e
+            ('job_completed', '{{"job":"ship"}}'),
+            ('build_finished', '{{"success":true,"duration_ms":900}}'),
+            ('experiment_exposure', '{{"experiment":"tour","variant":"b"}}')] AS e
 ARRAY JOIN [e.1] AS ev, [e.2] AS props, [number % 7] AS install
 """
 
@@ -133,9 +135,10 @@ def test_on_one_shard_every_metric_view_gives_the_single_node_answer(single: Sto
     single.command(EVENTS.format(t=f"{db}.events_local"))
     params = "since = '2026-10-01', until = '2027-12-31', app = '', by = [], where = []"
     for name in METRICS:
-        if name == "funnel":
+        if name in NOT_VIEWS:
             continue
-        query = f"SELECT * FROM {{db}}metric_{name}({params}) ORDER BY ALL"
+        period = ", period = 'week'" if name in PERIOD_VIEWS else ""
+        query = f"SELECT * FROM {{db}}metric_{name}({params}{period}) ORDER BY ALL"
         expected = single.query(query.format(db=""))
         assert expected[1], name  # the data reaches every metric
         assert single.query(query.format(db=f"{db}.")) == expected, name

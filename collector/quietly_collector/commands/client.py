@@ -100,6 +100,19 @@ def call(args: argparse.Namespace, settings: Settings, path: str, *, raw: bool =
         return 1
 
 
+def extra_params(q: Query) -> list[tuple[str, str]]:
+    """The HTTP parameters of a metric's own options (period, paths, experiment)."""
+    out = []
+    if q.metric in ("lifecycle", "active_days"):
+        out.append(("period", q.period))
+    if q.metric == "paths":
+        out += [("from", q.start), ("to", q.end), ("steps", str(q.path_steps)),
+                ("limit", str(q.limit))]
+    if q.metric == "experiment":
+        out += [("name", q.name), ("goal", q.goal)]
+    return out
+
+
 def http_fetch(url: str, token: str, timeout: float = 120.0) -> Fetch:
     base = url.rstrip("/")
 
@@ -109,9 +122,10 @@ def http_fetch(url: str, token: str, timeout: float = 120.0) -> Fetch:
             params.insert(0, ("since", q.since.isoformat()))
         if q.app:
             params.append(("app", q.app))
-        if q.metric == "funnel":
+        if q.metric in ("funnel", "experiment"):
             params.append(("window", str(q.window_s)))
             params += [("step", s) for s in q.steps]
+        params += [(k, v) for k, v in extra_params(q) if v]
         params += [("by", b) for b in q.by]
         params += [("where", f"{s}:{v}") for s, v in q.where]
         try:

@@ -9,6 +9,7 @@ itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -19,7 +20,14 @@ import urllib.request
 from typing import Any
 
 from quietly_collector.commands.client import add_read_key
-from quietly_collector.insights.metrics import METRICS, MetricError, as_objects, parse_query, run
+from quietly_collector.insights.metrics import (
+    METRICS,
+    MetricError,
+    Query,
+    as_objects,
+    parse_query,
+    run,
+)
 from quietly_collector.insights.report import target_plan, targets
 from quietly_collector.settings import Settings
 
@@ -38,7 +46,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--app", help="only this app (default: every app, one row per app)")
     p.add_argument("--project", help="only this project's rows (default: every project;"
                    " a read key reads its own)")
-    p.add_argument("--window", help="funnel window: seconds, or 30m, 2h, 7d (default 1d)")
+    p.add_argument("--window", help="funnel or experiment window: seconds, or 30m, 2h, 7d"
+                   " (default 1d; 7d for an experiment)")
+    p.add_argument("--period", choices=("week", "month"),
+                   help="lifecycle, active_days: ISO weeks or calendar months (default week)")
+    p.add_argument("--from", dest="start", metavar="STEP",
+                   help="paths after this step: an event, or feature_used:<feature>,"
+                   " screen_viewed:<screen>")
+    p.add_argument("--to", dest="end", metavar="STEP", help="paths before this step")
+    p.add_argument("--steps", dest="path_steps", metavar="N",
+                   help="paths: steps in a path, 1-5 (default 3)")
+    p.add_argument("--limit", metavar="K", help="paths: the K most common (default 10, at"
+                   " most 100)")
+    p.add_argument("--name", help="experiment: its name")
+    p.add_argument("--goal", metavar="EVENT", help="experiment: the goal event")
     p.add_argument("--by", action="append", default=[], metavar="SEGMENT",
                    help="break down by a segment (at most twice): channel, plan, team,"
                         " platform, app_version, tenure, or one of your own")
@@ -59,15 +80,47 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
         width = max(len(m.name) for m in listed)
         for m in listed:
             print(f"{m.name:<{width}}  {m.meaning}")
+        if args.list:
+            _running_experiments(args, settings)
         return 0 if args.list else 2
     if args.metric == targets.METRIC.name:
         return _targets(args, settings)
     try:
         q = parse_query(args.metric, args.since, args.until, args.app, args.steps, args.window,
-                        args.by, args.where, settings.schema_dirs)
+                        **_options(args), by=args.by, where=args.where,
+                        schema_dirs=settings.schema_dirs)
     except MetricError as exc:
         print(f"quietly: {exc}", file=sys.stderr)
         return 2
+    got = _fetch(args, settings, q)
+    if isinstance(got, int):
+        return got
+    _print(got[1], got[0], args.format)
+    return 0
+
+
+def _running_experiments(args: argparse.Namespace, settings: Settings) -> None:
+    """After the list: the experiments with installs first exposed in the last 30 days
+    (the `experiments` metric), so a reader sees what `experiment --name` can take."""
+    args.metric, args.steps, args.format = "experiments", [], "json"
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        got = _fetch(args, settings, parse_query("experiments", args.since, args.until,
+                                                 args.app))
+    if isinstance(got, int):
+        reason = err.getvalue().strip().splitlines()
+        print("\nrunning experiments: not read (" + (reason[-1] if reason else "no store")
+              + ")", file=sys.stderr)
+        return
+    print("\nrunning experiments (first exposures in the last 30 days):")
+    for o in got[1] or [{"experiment": "(none)", "app": "", "variants": "",
+                         "exposed_users": 0}]:
+        print(f"  {o['experiment']}  {o['app']}  variants: {o['variants']}"
+              f"  exposed: {o['exposed_users']}")
+
+
+def _fetch(
+    args: argparse.Namespace, settings: Settings, q: Query
+) -> tuple[list[str], list[dict[str, Any]]] | int:
     if args.direct or not settings.embedded:
         from quietly_collector.storage.store import Store
 
@@ -80,14 +133,20 @@ def run_query(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         finally:
             store.close()
-        objects = as_objects(columns, rows)
-    else:
-        got = _over_http(args, settings, q.since.isoformat(), q.until.isoformat())
-        if isinstance(got, int):
-            return got
-        columns, objects = got
-    _print(objects, columns, args.format)
-    return 0
+        return columns, as_objects(columns, rows)
+    return _over_http(args, settings, q.since.isoformat(), q.until.isoformat())
+
+
+def _options(args: argparse.Namespace) -> dict[str, str | None]:
+    return {k: getattr(args, k, None) for k in (
+        "period", "start", "end", "path_steps", "limit", "name", "goal")}
+
+
+def _http_options(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    o = _options(args)
+    return [("period", o["period"]), ("from", o["start"]), ("to", o["end"]),
+            ("steps", o["path_steps"]), ("limit", o["limit"]), ("name", o["name"]),
+            ("goal", o["goal"])]
 
 
 def _targets(args: argparse.Namespace, settings: Settings) -> int:
@@ -138,6 +197,7 @@ def _over_http(
     if args.window:
         params.append(("window", args.window))
     params += [("step", s) for s in args.steps]
+    params += [(k, v) for k, v in _http_options(args) if v is not None]
     params += [("by", s) for s in args.by]
     params += [("where", w.replace("=", ":", 1)) for w in args.where]
     if args.format != "json":

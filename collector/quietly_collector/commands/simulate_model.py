@@ -10,7 +10,8 @@ The shapes are chosen to fill every metric with plausible content: joins spread
 over the window (retention cohorts, activation), churn, a few popular features
 and a long tail (adoption, breadth), per-operation latency with outliers and
 version effects (performance grades), crashes that end sessions, jobs that are
-sometimes abandoned, skewed survey scores, and deployments by some users.
+sometimes abandoned, skewed survey scores, deployments by some users, an onboarding
+experiment with one effective variant, and builds that fail more on the oldest release.
 """
 
 from __future__ import annotations
@@ -20,57 +21,30 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from quietly_collector.commands.simulate_tables import (
+    ACTION_CUM,
+    ACTIONS,
+    BUILD_KINDS,
+    BUILD_SUCCESS,
+    CRASH_PER_SESSION,
+    CRASHES,
+    ERRORS,
+    EXPERIMENT,
+    EXPLORER_SHARE,
+    FEATURES,
+    NPS_WEIGHTS,
+    PERSONAS,
+    RELEASES,
+    SCREENS,
+    TIMINGS,
+    VERSION_SPEED,
+)
+
 DAY = 86_400.0
 END_MARGIN = 120.0  # the last event lies this far before "now": never in the future
 SESSION_GAP = 40 * 60.0  # > the SDK's 30-minute session timeout, so sessions stay apart
 MAX_IDLE = 10 * 60.0  # < the timeout: a session never splits in the middle
 
-# (version, release as a fraction of the window): upgrades appear mid-history.
-RELEASES = (("1.4.0", -1.0), ("1.4.2", 0.3), ("1.5.0", 0.65))
-CRASH_PER_SESSION = {"1.4.0": 0.03, "1.4.2": 0.02, "1.5.0": 0.01}
-# How much slower (>1) or faster each release is per operation than the baseline.
-VERSION_SPEED = {"1.4.0": {"startup": 1.25, "search": 1.3, "build": 1.2},
-                 "1.4.2": {"startup": 1.1, "search": 1.2},
-                 "1.5.0": {"startup": 0.85, "search": 0.75, "autocomplete": 0.8, "build": 0.9}}
-
-# feature: (popularity weight, median duration ms, success rate)
-FEATURES: dict[str, tuple[float, float, float]] = {
-    "autocomplete": (30, 400, 0.97), "search": (18, 4_000, 0.98),
-    "go_to_definition": (10, 800, 0.96), "terminal": (12, 60_000, 0.99),
-    "git.commit": (9, 20_000, 0.97), "debugging": (8, 180_000, 0.8),
-    "test.run": (8, 25_000, 0.75), "refactor.rename": (6, 3_000, 0.95),
-    "format.document": (5, 600, 0.99), "find_references": (4, 1_500, 0.97),
-    "git.push": (4, 6_000, 0.93), "ai.explain": (2, 9_000, 0.9),
-    "multi_cursor": (1.5, 5_000, 0.99), "snippets.insert": (1.2, 700, 0.99),
-    "refactor.extract_method": (1.0, 8_000, 0.9), "extensions.install": (0.8, 15_000, 0.95),
-    "code_review": (0.8, 300_000, 0.97), "notebook.run": (0.7, 12_000, 0.9),
-    "ai.generate_tests": (0.6, 20_000, 0.85), "docker.build": (0.5, 90_000, 0.85),
-    "remote.ssh": (0.4, 30_000, 0.9), "profiler": (0.3, 120_000, 0.95),
-}
-# operation: (median ms, log-spread, share of slow outliers)
-TIMINGS = {"startup": (1_400, 0.35, 0.03), "file_open": (45, 0.6, 0.02),
-           "search": (40, 0.5, 0.02), "autocomplete": (28, 0.5, 0.01),
-           "build": (1_000, 0.5, 0.03)}
-SCREENS = ("editor", "editor", "editor", "search", "git", "debug", "terminal",
-           "settings", "extensions", "problems")
-ERRORS = (("lsp.timeout", "E_TIMEOUT", "The language server did not answer within 5000 ms"),
-          ("git.push_rejected", "non_fast_forward", "Updates were rejected: fetch first"),
-          ("extension.load_failed", "E_ACTIVATE", "Extension host terminated unexpectedly"),
-          ("network.offline", "ENOTFOUND", "Could not resolve marketplace host"),
-          ("file.save_failed", "EACCES", "Permission denied: /home/dana/app/.env"))
-CRASHES = (("KeyError", "'project_root'", "ide/workspace/config.py", "load_workspace"),
-           ("IndexError", "list index out of range", "ide/editor/buffer.py", "apply_edit"),
-           ("RecursionError", "maximum recursion depth exceeded", "ide/lsp/symbols.py", "walk"),
-           ("OSError", "[Errno 28] No space left on device", "ide/cache/index.py", "flush"),
-           ("PermissionError", "[Errno 13] Permission denied: '/home/sam/proj/.git/index.lock'",
-            "ide/git/repo.py", "commit"),
-           ("SIGSEGV", "segmentation fault in the renderer", "renderer/gpu.c", "draw_glyphs"))
-ACTIONS = ("feature", "file_open", "autocomplete", "search", "build", "screen", "error")
-ACTION_CUM = list(itertools.accumulate((50, 16, 14, 5, 4, 7, 1.2)))
-NPS_WEIGHTS = (1, 1, 1, 2, 2, 4, 6, 10, 18, 22, 20)  # ~48% promoters, ~20% detractors
-# persona: (share, chance of being active on a day, daily churn hazard)
-PERSONAS = {"core": (0.25, 0.85, 0.01), "regular": (0.5, 0.55, 0.025),
-            "casual": (0.25, 0.25, 0.05)}
 
 # channel: (share, churn hazard factor): enterprise retains best, paid ads worst.
 CHANNELS = {"beta": (0.08, 0.6), "launch_week": (0.12, 0.9), "organic": (0.4, 1.0),
@@ -102,14 +76,19 @@ class UserPlan:
 
 def plan_user(seed: int, index: int, days: int) -> UserPlan:
     rng = random.Random(f"quietly-simulate:{seed}:{index}")
-    # Segments draw from their own generator, so they do not reshuffle the rest.
+    # Segments, and what issue 24 added (variant, builds), draw from streams of their
+    # own, so the events planned before them stay the same for a seed.
     segs = random.Random(f"quietly-simulate-segments:{seed}:{index}")
-    return _User(rng, days, segs).plan()
+    side = random.Random(f"quietly-simulate:{seed}:{index}:side")
+    return _User(rng, days, segs, side).plan()
 
 
 class _User:
-    def __init__(self, rng: random.Random, days: int, segs: random.Random) -> None:
-        self.rng = rng
+    def __init__(self, rng: random.Random, days: int, segs: random.Random,
+                 side: random.Random) -> None:
+        self.rng, self.side = rng, side
+        self.variant = side.choice(tuple(EXPLORER_SHARE))
+        self.version = ""
         self.days = days
         names = list(CHANNELS)
         self.channel = segs.choices(names, [CHANNELS[n][0] for n in names])[0]
@@ -142,7 +121,7 @@ class _User:
         self.onboarded = False
         # One in four looks around without using a feature at first (not activated);
         # most of them never come back.
-        self.explorer = rng.random() < 0.25
+        self.explorer = rng.random() < EXPLORER_SHARE[self.variant]
 
     def _upgrade_days(self) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
@@ -210,7 +189,10 @@ class _User:
     def _session(self, t: float, end: float, seg: Segment, nps: bool) -> float:
         rng, out, version = self.rng, seg.events, seg.version
         explore = not self.onboarded and self.explorer
-        self.speedup = VERSION_SPEED[version]
+        self.speedup, self.version = VERSION_SPEED[version], version
+        if not self.onboarded:  # the first session: the experiment's variant is shown
+            out.append((t + 0.5, "experiment_exposure",
+                        {"experiment": EXPERIMENT, "variant": self.variant}))
         out.append((t, "performance", {"operation": "startup",
                                        "duration_ms": self._timing("startup")}))
         out.append((t + 1, "screen_viewed", {"screen": "welcome" if not self.onboarded
@@ -264,8 +246,12 @@ class _User:
         else:
             size = 1.0 if kind in ("file_open", "autocomplete") else (
                 max(1, self.project_size) / 400) ** 0.3
-            out.append((t, "performance", {"operation": kind,
-                                           "duration_ms": self._timing(kind, size)}))
+            ms = self._timing(kind, size)
+            out.append((t, "performance", {"operation": kind, "duration_ms": ms}))
+            if kind == "build":
+                out.append((t + 0.5, "build_finished", {
+                    "success": self.side.random() < BUILD_SUCCESS[self.version],
+                    "duration_ms": int(ms), "kind": self.side.choice(BUILD_KINDS)}))
         return kind == "autocomplete"
 
     def _timing(self, op: str, factor: float = 1.0) -> float:

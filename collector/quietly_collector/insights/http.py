@@ -65,7 +65,8 @@ async def get_metrics_list(request: web.Request) -> web.Response:
 @access(Level.READ)
 async def get_metric(request: web.Request) -> web.Response:
     """GET /v1/metrics/<name>?since=&until=&app=&project=&step=&window=&by=&where=&format=
-    (``targets``: until, app, project and format)"""
+    plus period= (lifecycle, active_days), from=, to=, steps=, limit= (paths), name=,
+    goal= (experiment); ``targets``: until, app, project and format."""
     qs = request.query
     fmt = qs.get("format", "json")
     if fmt not in ("json", "csv"):
@@ -81,8 +82,11 @@ async def get_metric(request: web.Request) -> web.Response:
         else:
             read = functools.partial(metrics.run, collector.store, metrics.parse_query(
                 name, qs.get("since"), qs.get("until"), qs.get("app"),
-                qs.getall("step", []), qs.get("window"), qs.getall("by", []),
-                qs.getall("where", []), collector.settings.schema_dirs))
+                qs.getall("step", []), qs.get("window"), period=qs.get("period"),
+                start=qs.get("from"), end=qs.get("to"), path_steps=qs.get("steps"),
+                limit=qs.get("limit"), name=qs.get("name"), goal=qs.get("goal"),
+                by=qs.getall("by", []), where=qs.getall("where", []),
+                schema_dirs=collector.settings.schema_dirs))
     except metrics.MetricError as exc:
         if name in metrics.METRICS or name == targets.METRIC.name:
             raise web.HTTPBadRequest(reason=str(exc)) from None

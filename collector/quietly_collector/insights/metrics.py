@@ -5,7 +5,10 @@ in storage/sql/views.sql), so ``quietly query``, ``GET /v1/metrics/<name>`` and 
 engineer's own SQL read the same definition: ``run`` executes the view's own SELECT as
 ClickHouse stores it (``system.tables.as_select``, parameters and SETTINGS included)
 rather than ``SELECT * FROM metric_<name>(...)``, which ClickHouse plans more slowly.
-``funnel`` takes its steps at query time and runs ``windowFunnel`` over the raw events.
+``funnel`` takes its steps at query time and runs ``windowFunnel`` over the raw events;
+``paths`` and ``experiment`` (paths.py, experiments.py) likewise take their start, name
+and goal at query time. ``lifecycle`` and ``active_days`` are views with a fourth
+parameter, ``period``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from quietly_collector.insights import params as checks
 from quietly_collector.insights import segments
+from quietly_collector.insights.experiments import experiment as _experiment
+from quietly_collector.insights.paths import paths as _paths
 from quietly_collector.insights.suppress import suppress
 from quietly_collector.storage.store import StorageError, Store
 
@@ -47,7 +53,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("nps", "net promoter score per month (promoters 9-10 minus detractors 0-6)"),
     Metric("deployments", "successful production deployments per month (north star)"),
     Metric("funnel", "users reaching each of the given steps in order, within --window"),
+    Metric("lifecycle", "new, returning, resurrecting and dormant installs per --period"),
+    Metric("active_days", "installs by days active per --period (1-7 a week, 1-31 a month)"),
+    Metric("paths", "most common step sequences in sessions --from or --to a step"),
+    Metric("experiment", "an experiment's variants: --name, --goal conversion, lift, p, SRM"),
+    Metric("experiments", "running experiments: installs first exposed in the period"),
+    Metric("builds", "builds per day: success rate and p95 duration"),
 )}
+# Metrics that are not views: built in Python from the query's own parameters.
+NOT_VIEWS = ("funnel", "paths", "experiment")
+# Views with a `period` parameter besides since, until and app.
+PERIOD_VIEWS = ("lifecycle", "active_days")
+# Built from raw events per session or variant: no segment breakdown or filter.
+UNSEGMENTED = ("paths", "experiment")
+_PARAM_TYPES = {"since": "Date", "until": "Date", "by": "Array(String)",
+                "where": "Array(String)"}
 
 DEFAULT_DAYS = 30
 # windowFunnel takes at most 32 conditions; a window past a year says nothing a
@@ -71,7 +91,14 @@ class Query:
     app: str = ""
     steps: tuple[str, ...] = ()
     window_s: int = 86_400
-    by: tuple[str, ...] = ()
+    period: str = "week"
+    start: str = ""  # paths --from
+    end: str = ""  # paths --to
+    path_steps: int = checks.DEFAULT_PATH_STEPS
+    limit: int = checks.DEFAULT_PATH_LIMIT
+    name: str = ""  # experiment
+    goal: str = ""
+    by: tuple[str, ...] = ()  # segments (insights/segments.py)
     where: tuple[tuple[str, str], ...] = ()
 
 
@@ -82,6 +109,14 @@ def parse_query(
     app: str | None = None,
     steps: Sequence[str] = (),
     window: str | None = None,
+    *,
+    period: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    path_steps: str | None = None,
+    limit: str | None = None,
+    name: str | None = None,
+    goal: str | None = None,
     by: Sequence[str] = (),
     where: Sequence[str] = (),
     schema_dirs: Sequence[str] = (),
@@ -89,13 +124,13 @@ def parse_query(
     if metric not in METRICS:
         raise MetricError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     # Absent is the default; present but empty (?until=) is an error, not the default.
-    end = _date(until, "until") if until is not None else datetime.now(UTC).date()
-    start = _date(since, "since") if since is not None else end - timedelta(days=DEFAULT_DAYS - 1)
-    if start > end:
-        raise MetricError(f"since ({start}) is after until ({end})")
-    if (end - start).days >= MAX_RANGE_DAYS:
+    last = _date(until, "until") if until is not None else datetime.now(UTC).date()
+    first = _date(since, "since") if since is not None else last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise MetricError(f"since ({first}) is after until ({last})")
+    if (last - first).days >= MAX_RANGE_DAYS:
         raise MetricError(f"since..until: at most {MAX_RANGE_DAYS} days, got"
-                          f" {(end - start).days + 1}")
+                          f" {(last - first).days + 1}")
     for s in steps:
         # fullmatch: "$" alone would let a trailing newline through.
         if not _STEP.fullmatch(s):
@@ -105,13 +140,33 @@ def parse_query(
     if len(steps) > MAX_FUNNEL_STEPS:
         raise MetricError(f"funnel takes at most {MAX_FUNNEL_STEPS} steps (windowFunnel's"
                           f" limit), got {len(steps)}")
-    window_s = _window(window) if window is not None else 86_400
+    default_window = checks.DEFAULT_EXPERIMENT_WINDOW_S if metric == "experiment" else 86_400
+    window_s = _window(window) if window is not None else default_window
     try:
         by_ = segments.check_by(by, schema_dirs)
         where_ = segments.check_where(where, schema_dirs)
     except segments.SegmentError as exc:
         raise MetricError(str(exc)) from None
-    return Query(metric, start, end, app or "", tuple(steps), window_s, by_, where_)
+    if (by_ or where_) and metric in UNSEGMENTED:
+        raise MetricError(f"{metric} takes no by or where (segments): its steps come from"
+                          " the raw events")
+    try:
+        extra = Query(
+            metric, first, last, app or "", tuple(steps), window_s, checks.period(period),
+            checks.path_step(start, "from"), checks.path_step(end, "to"),
+            checks.bounded(path_steps, "steps", checks.DEFAULT_PATH_STEPS,
+                           checks.MAX_PATH_STEPS),
+            checks.bounded(limit, "limit", checks.DEFAULT_PATH_LIMIT, checks.MAX_PATH_LIMIT),
+            checks.experiment_name(name), checks.goal(goal), by_, where_,
+        )
+    except ValueError as exc:
+        raise MetricError(str(exc)) from None
+    if metric == "paths" and bool(extra.start) == bool(extra.end):
+        raise MetricError("paths needs one of from or to, e.g. --from session_start")
+    if metric == "experiment" and not (extra.name and extra.goal):
+        raise MetricError("experiment needs a name and a goal, e.g. --name onboarding_tour"
+                          " --goal job_completed")
+    return extra
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -160,7 +215,13 @@ def _answer(store: Store, q: Query, scope: str | None) -> tuple[list[str], list[
     settings = scope_settings(store, scope)
     if q.metric == "funnel":
         cols, raw = _funnel(store, q, params, settings)
+    elif q.metric == "paths":
+        cols, raw = _paths(store, params, q.start, q.end, q.path_steps, q.limit, settings)
+    elif q.metric == "experiment":
+        cols, raw = _experiment(store, params, q.name, q.goal, q.window_s, settings)
     else:
+        if q.metric in PERIOD_VIEWS:
+            params["period"] = q.period
         cols, raw = _view(store, f"metric_{q.metric}", params, settings)
     columns, rows = segments.name_columns(cols, [[_plain(v) for v in r] for r in raw], q.by)
     if q.metric == "retention" and q.by:
@@ -207,11 +268,8 @@ def _view(
 ) -> tuple[list[str], list[Sequence[Any]]]:
     sql = view_select(store, name)
     if sql is None:  # not a view here: let ClickHouse say what is wrong
-        return store.query(
-            f"SELECT * FROM {name}(since = {{since:Date}}, until = {{until:Date}},"
-            " app = {app:String}, by = {by:Array(String)}, where = {where:Array(String)})",
-            params, settings,
-        )
+        args = ", ".join(f"{k} = {{{k}:{_PARAM_TYPES.get(k, 'String')}}}" for k in params)
+        return store.query(f"SELECT * FROM {name}({args})", params, settings)
     try:
         return store.query_named(sql, params, settings)
     except StorageError:

@@ -27,6 +27,8 @@ POPULATION: dict[str, str] = {
     "activation": "new_installs", "retention": "cohort_users", "crash_rate": "users",
     "performance": "installs", "jobs": "users", "nps": "respondents",
     "deployments": "installs", "funnel": "users",
+    "lifecycle": "users", "active_days": "users", "paths": "users",
+    "experiment": "exposed_users", "experiments": "exposed_users", "builds": "users",
 }
 # Columns that name a row rather than count something: kept when it is suppressed.
 DIMENSIONS: dict[str, tuple[str, ...]] = {
@@ -37,6 +39,9 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     "crash_rate": ("day", "app"), "performance": ("operation", "measure", "unit", "app_version"),
     "jobs": ("job",), "nps": ("period",), "deployments": ("month", "app"),
     "funnel": ("position", "step"),
+    "lifecycle": ("period_start", "app"), "active_days": ("period_start", "app", "days_active"),
+    "paths": ("kind", "path", "length"), "experiment": ("variant",),
+    "experiments": ("experiment", "app"), "builds": ("day", "app"),
 }
 ALL_COHORTS = "all"
 

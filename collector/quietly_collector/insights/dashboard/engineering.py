@@ -1,4 +1,5 @@
-"""Engineering page: crash and error rates over time, the performance grade table."""
+"""Engineering page: crash and error rates over time, build success, the performance
+grade table."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from quietly_collector.insights.report.kpis import rows, summarize
 def body(v: View) -> str:
     w, app, f = v.window, v.app, v.fetch
     keys = ("crashes_per_1000", "crash_free_sessions", "crash_free_users",
-                              "errors_per_session")
+            "errors_per_session", "build_success")
     now = summarize(f, w, app, keys)
     top = cards(now, summarize(f, v.previous, app, keys), keys)
     crash = rows(f, "crash_rate", w, app)
@@ -36,9 +37,22 @@ def body(v: View) -> str:
         panel("Errors per session", charts.line(
             [("errors / session", points(errors, ratio(0, 1)))], lambda x: f"{x:.2f}",
             "errors per session per day")),
+        panel("Build success rate and p95 duration", builds(rows(f, "builds", w, app))),
         "</div>",
         panel("Performance grades", grades(rows(f, "performance", w, app))),
     ])
+
+
+def builds(rs: list[dict[str, Any]]) -> str:
+    sums = by_day(rs, "successful_builds", "builds")
+    if not sums:
+        return '<p class="empty">No build_finished events in this period.</p>'
+    p95 = _daily_mean(rs, "p95_duration_ms")
+    return (charts.line([("success rate", points(sums, ratio(0, 1)))], charts.percent,
+                        "build success rate per day", lo=None)
+            + charts.line([("p95 duration (s)", [(d, None if x is None else x / 1000)
+                                                  for d, x in p95])],
+                          label="p95 build duration per day (seconds)"))
 
 
 def _daily_mean(rs: list[dict[str, Any]], col: str) -> list[tuple[str, float | None]]:

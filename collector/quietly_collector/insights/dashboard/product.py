@@ -1,9 +1,11 @@
-"""Product page: adoption, activation, funnels, jobs-to-be-done, satisfaction."""
+"""Product page: adoption, activation, funnels, jobs-to-be-done, satisfaction, lifecycle,
+paths and experiments (flows.py)."""
 
 from __future__ import annotations
 
 from html import escape
 
+from quietly_collector.insights.dashboard import flows
 from quietly_collector.insights.dashboard.layout import panel
 from quietly_collector.insights.dashboard.widgets import (
     SUPPRESSED,
@@ -53,6 +55,7 @@ def body(v: View) -> str:
         panel("Feature adoption", adoption(details.adoption(f, w, v.previous, app))),
         panel("Funnel: first session to a finished job", funnel(v)),
         "</div>",
+        flows.panels(v),
         panel("Jobs to be done", job_table(jobs, len(trend))),
         panel(f"Job satisfaction per {w.days}-day period (mean score, 1-10)", charts.line(
             satisfaction, lambda x: f"{x:.1f}", "job satisfaction over time", lo=None)),

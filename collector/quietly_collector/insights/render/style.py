@@ -42,6 +42,7 @@ svg.chart .grid { stroke:var(--line); stroke-width:1; }
 svg.chart text { font-size:11px; fill:var(--muted); }
 svg.chart .ylab { text-anchor:end; }
 svg.chart .val { fill:var(--ink); font-weight:600; }
+svg.flow .flowlab { fill:var(--ink); font-size:10px; }
 svg.spark { width:94px; height:24px; vertical-align:middle; }
 .legend { display:flex; gap:14px; flex-wrap:wrap; font-size:.85rem; color:var(--muted); }
 .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; }

@@ -49,6 +49,8 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("crash_free_sessions", "Crash-free sessions", "rate", 1, "Quality"),
     Kpi("crash_free_users", "Crash-free users (daily average)", "rate", 1, "Quality"),
     Kpi("errors_per_session", "Errors per session", "number", -1, "Quality"),
+    Kpi("build_success", "Build success rate", "rate", 1, "Builds"),
+    Kpi("build_p95_s", "Build duration p95 (seconds, worst day)", "number", -1, "Builds"),
 )
 KPI_BY_KEY = {k.key: k for k in KPIS}
 
@@ -149,6 +151,14 @@ def _crashes(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
             "errors_per_session": _ratio(errors, n)}
 
 
+def _builds(fetch: Fetch, w: Window, app: str) -> dict[str, float | None]:
+    got = rows(fetch, "builds", w, app)
+    p95 = [float(r["p95_duration_ms"]) for r in got if r.get("p95_duration_ms") is not None]
+    # Quantiles do not add up over days: the worst day's p95 is the honest bound.
+    return {"build_success": _ratio(_sum(got, "successful_builds"), _sum(got, "builds")),
+            "build_p95_s": max(p95) / 1000 if p95 else None}
+
+
 # Which KPIs each part yields: a page asks only for the parts it shows.
 PARTS: tuple[tuple[tuple[str, ...], Part], ...] = (
     (("dau",), _active), (("wau",), _last_day("wau")), (("mau",), _last_day("mau")),
@@ -159,6 +169,7 @@ PARTS: tuple[tuple[tuple[str, ...], Part], ...] = (
     (("deployments",), _deployments),
     (("crashes_per_1000", "crash_free_sessions", "crash_free_users", "errors_per_session"),
      _crashes),
+    (("build_success", "build_p95_s"), _builds),
 )
 
 

@@ -444,3 +444,102 @@ WHERE day BETWEEN {since:Date} AND {until:Date} AND ({app:String} = '' OR app = 
   AND (empty({where:Array(String)}) OR g.matched = 1)
 GROUP BY month, app, seg1, seg2
 ORDER BY month, app, seg1, seg2;
+
+-- PostHog's lifecycle per ISO week (Monday) or calendar month ({period:String}:
+-- 'week' or 'month'; the collector checks it): per install its active periods, then
+-- for every period it was active in, or the one after (dormant), its status. Periods
+-- are whole: every period starting from the one holding `since` up to `until`.
+-- An install's first period comes from all its history, so `new` is exact.
+CREATE OR REPLACE VIEW metric_lifecycle AS
+SELECT p AS period_start, app, seg1, seg2,
+       countIf(active AND p = first) AS new,
+       countIf(active AND p != first AND was) AS returning,
+       countIf(active AND p != first AND NOT was) AS resurrecting,
+       countIf(NOT active AND was) AS dormant,
+       countIf(active) AS users
+FROM
+(
+    SELECT app, seg1, seg2, p, ps[1] AS first, has(ps, p) AS active,
+           has(ps, if({period:String} = 'month', subtractMonths(p, 1), subtractWeeks(p, 1))) AS was
+    FROM
+    (
+        SELECT app, install_hash, any(g.seg1) AS seg1, any(g.seg2) AS seg2,
+               arraySort(arrayDistinct(arrayMap(
+                   d -> if({period:String} = 'month', toStartOfMonth(d), toMonday(d)),
+                   groupUniqArrayArray(days)))) AS ps
+        FROM agg_active_days_v2 AS t
+        ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
+                                               where = {where:Array(String)}) AS g
+            USING (project, app, install_hash)
+        WHERE ({app:String} = '' OR app = {app:String}) AND (empty({where:Array(String)}) OR g.matched = 1)
+        GROUP BY app, install_hash
+        HAVING max(last_day) >= if({period:String} = 'month',
+                                   subtractMonths(toStartOfMonth({since:Date}), 1),
+                                   subtractWeeks(toMonday({since:Date}), 1))
+    )
+    ARRAY JOIN arrayDistinct(arrayConcat(ps, arrayMap(
+        x -> if({period:String} = 'month', addMonths(x, 1), addWeeks(x, 1)), ps))) AS p
+    WHERE p BETWEEN if({period:String} = 'month', toStartOfMonth({since:Date}), toMonday({since:Date}))
+                AND {until:Date}
+)
+GROUP BY period_start, app, seg1, seg2
+ORDER BY period_start, app, seg1, seg2;
+
+-- Stickiness as a histogram: installs by the number of distinct days they were active
+-- in each week (1-7) or month (1-31), whole periods as in metric_lifecycle.
+CREATE OR REPLACE VIEW metric_active_days AS
+SELECT period_start, app, seg1, seg2, days_active, count() AS users
+FROM
+(
+    SELECT app, seg1, seg2, install_hash, if({period:String} = 'month', toStartOfMonth(d), toMonday(d)) AS period_start,
+           toUInt8(uniqExact(d)) AS days_active
+    FROM agg_active_days_v2 AS t
+    ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
+                                           where = {where:Array(String)}) AS g
+        USING (project, app, install_hash)
+    ARRAY JOIN days AS d
+    WHERE last_day >= if({period:String} = 'month', toStartOfMonth({since:Date}), toMonday({since:Date}))
+      AND ({app:String} = '' OR app = {app:String}) AND (empty({where:Array(String)}) OR g.matched = 1)
+      AND d >= if({period:String} = 'month', toStartOfMonth({since:Date}), toMonday({since:Date}))
+      AND if({period:String} = 'month', toStartOfMonth(d), toMonday(d)) <= {until:Date}
+    GROUP BY app, seg1, seg2, install_hash, period_start
+)
+GROUP BY period_start, app, seg1, seg2, days_active
+ORDER BY period_start, app, seg1, seg2, days_active;
+
+-- build_finished per day: success rate and the exact p95 of the durations sent.
+CREATE OR REPLACE VIEW metric_builds AS
+SELECT day, app, seg1, seg2, sum(builds) AS builds, sum(successes) AS successful_builds,
+       round(successful_builds / builds, 4) AS success_rate,
+       if(sum(length(durations)) > 0, toFloat64(quantileExactArray(0.95)(durations)), NULL)
+           AS p95_duration_ms,
+       uniqExact(install_hash) AS users
+FROM agg_builds AS t
+ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
+                                       where = {where:Array(String)}) AS g
+    USING (project, app, install_hash)
+WHERE day BETWEEN {since:Date} AND {until:Date} AND ({app:String} = '' OR app = {app:String})
+  AND (empty({where:Array(String)}) OR g.matched = 1)
+GROUP BY day, app, seg1, seg2
+ORDER BY day, app, seg1, seg2;
+
+-- Running experiments: those with installs first exposed between since and until
+-- (an install counts in the variant of its first exposure, once per project).
+CREATE OR REPLACE VIEW metric_experiments AS
+SELECT experiment, app, seg1, seg2, arrayStringConcat(arraySort(groupUniqArray(variant)), ', ') AS variants,
+       count() AS exposed_users, toDate(min(first)) AS first_exposure,
+       toDate(max(first)) AS last_exposure
+FROM
+(
+    SELECT experiment, app, project, install_hash, any(g.seg1) AS seg1, any(g.seg2) AS seg2,
+           argMin(variant, first_ts) AS variant, min(first_ts) AS first
+    FROM agg_experiments AS t
+    ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
+                                           where = {where:Array(String)}) AS g
+        USING (project, app, install_hash)
+    WHERE ({app:String} = '' OR app = {app:String}) AND (empty({where:Array(String)}) OR g.matched = 1)
+    GROUP BY experiment, app, project, install_hash
+    HAVING toDate(first) BETWEEN {since:Date} AND {until:Date}
+)
+GROUP BY experiment, app, seg1, seg2
+ORDER BY experiment, app, seg1, seg2;
