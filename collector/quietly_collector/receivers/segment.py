@@ -62,7 +62,7 @@ def event_name(name: str) -> str:
     return _NOT_NAME.sub("_", name.strip().lower()).strip("_") or name
 
 
-def _aware(value: Any) -> datetime | None:
+def aware(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
@@ -127,7 +127,7 @@ def translate(body: bytes | bytearray, counters: Counter[str], ids: ForeignIds) 
         raise BatchError(f"expected a Segment batch {{\"batch\": [...]}}: {exc}") from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise BatchError(f"body is not valid JSON: {exc}") from None
-    sent = _aware(batch.sentAt)
+    sent = aware(batch.sentAt)
     if batch.sentAt is not None and sent is None:
         counters["segment_sent_at_invalid"] += 1  # no skew correction, not a refusal
     sent_text = (sent or datetime.now(UTC)).isoformat()
