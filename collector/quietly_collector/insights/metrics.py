@@ -45,6 +45,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("nps", "net promoter score per month (promoters 9-10 minus detractors 0-6)"),
     Metric("deployments", "successful production deployments per month (north star)"),
     Metric("funnel", "users reaching each of the given steps in order, within --window"),
+    # The loss account (storage/sql/views.sql, metric_delivery).
+    Metric("delivery", "per day and app: events SDKs dropped and the collector refused, by"
+                       " reason, and events stored"),
 )}
 
 DEFAULT_DAYS = 30
