@@ -18,7 +18,7 @@ from tests.helpers import body, event, headers
 BUILTIN = {
     "session_start", "session_end", "feature_used", "performance", "crash", "error",
     "survey_response", "job_started", "job_step", "job_completed", "deployment",
-    "screen_viewed", "deletion_request",
+    "screen_viewed", "deletion_request", "client_report",
 }
 LOCK = Path(__file__).resolve().parents[2] / "schemas" / "catalog.lock.json"
 

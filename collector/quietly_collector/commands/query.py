@@ -19,7 +19,14 @@ import urllib.request
 from typing import Any
 
 from quietly_collector.commands.client import add_read_key
-from quietly_collector.insights.metrics import METRICS, MetricError, as_objects, parse_query, run
+from quietly_collector.insights.metrics import (
+    METRICS,
+    MetricError,
+    as_objects,
+    cell,
+    parse_query,
+    run,
+)
 from quietly_collector.settings import Settings
 
 
@@ -117,9 +124,9 @@ def _print(objects: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
     if fmt == "csv":
         w = csv.writer(sys.stdout)
         w.writerow(columns)
-        w.writerows([[o.get(c) for c in columns] for o in objects])
+        w.writerows([[cell(o.get(c)) for c in columns] for o in objects])
         return
-    cells = [columns] + [["" if o.get(c) is None else str(o.get(c)) for c in columns]
+    cells = [columns] + [["" if o.get(c) is None else str(cell(o.get(c))) for c in columns]
                          for o in objects]
     if not columns:
         print("(no rows)")

@@ -10,6 +10,7 @@ rather than ``SELECT * FROM metric_<name>(...)``, which ClickHouse plans more sl
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -260,6 +261,13 @@ def _plain(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, date):
         return v.isoformat()
+    return v
+
+
+def cell(v: Any) -> Any:
+    """A value for a CSV or table cell: maps as compact JSON."""
+    if isinstance(v, dict):
+        return json.dumps(v, separators=(",", ":"), sort_keys=True)
     return v
 
 
