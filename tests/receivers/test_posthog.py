@@ -22,6 +22,7 @@ import pytest
 from aiohttp import ClientSession, web
 from posthog import Posthog
 
+from quietly_collector.insights.metrics import parse_query, run
 from quietly_collector.pipeline.foreign import ForeignIds
 from tests.conftest import make_settings
 from tests.helpers import OTHER_KEY, WRITE_KEY, now, rfc3339
@@ -154,12 +155,13 @@ def test_the_client_s_own_retry_of_a_stored_batch_is_stored_once(
 def test_a_refused_event_is_reported_alone_and_its_neighbours_stored(
     collector: ThreadedCollector,
 ) -> None:
+    app = {"$app_name": "refusing"}
     batch = {"api_key": WRITE_KEY, "sent_at": rfc3339(now()), "batch": [
         {"event": "$identify", "distinct_id": "u1", "properties": {}},
         {"event": "job_started", "distinct_id": "u1", "uuid": str(uuid.uuid4()),
-         "properties": {"job": "ok-1"}},
-        {"event": "job_started", "distinct_id": "u1", "properties": {"job": 5}},
-        {"event": "no_such_event", "distinct_id": "u1", "properties": {}},
+         "properties": {"job": "ok-1", **app}},
+        {"event": "job_started", "distinct_id": "u1", "properties": {"job": 5, **app}},
+        {"event": "no_such_event", "distinct_id": "u1", "properties": app},
     ]}
     status, answer = _post(collector, "/batch/", json.dumps(batch).encode())
     assert status == 200 and answer["status"] == 1
@@ -170,6 +172,11 @@ def test_a_refused_event_is_reported_alone_and_its_neighbours_stored(
                              " WHERE event IN ('job_started', 'no_such_event')"
                              " ORDER BY batch_index")
     assert reasons == [(1, "job_started"), (2, "no_such_event")]  # native positions
+    # The loss account names the app and the kind of each refusal.
+    assert collector.running is not None
+    _, rows = run(collector.running.store, parse_query("delivery", app="refusing"))
+    assert [(r[1], r[3], r[4]) for r in rows] == [
+        ("refusing", {"invalid_props": 1, "unknown_event": 1}, 1)]
 
 
 def test_posthog_js_forms_gzip_js_base64_and_token_in_properties(
