@@ -67,11 +67,16 @@ _batch = msgspec.json.Decoder(_Batch)
 _events = msgspec.json.Decoder(list[msgspec.Raw])
 _event = msgspec.json.Decoder(_Event)
 # PostHog's error types by status; posthog-python logs `detail`.
-_TYPES = {401: ("authentication_error", "invalid_api_key"), 429: ("throttled", "rate_limited"),
-          503: ("server_error", "unavailable"), 408: ("server_error", "timeout")}
+_TYPES = {401: ("authentication_error", "invalid_api_key"), 503: ("server_error", "unavailable")}
+# posthog-js retries network errors and 5xx only, and drops every 4xx (408 and 429
+# too); posthog-python retries 408, 429 and 5xx. "Retry later" is therefore a 503 here
+# (Retry-After kept), which both retry.
+_RETRY_LATER = frozenset({408, 429})
 
 
 def error_body(status: int, reason: str) -> web.Response:
+    if status in _RETRY_LATER:
+        status = 503
     kind, code = _TYPES.get(status, ("validation_error", "invalid_input"))
     return web.json_response({"type": kind, "code": code, "detail": reason, "error": reason},
                              status=status)
