@@ -27,6 +27,8 @@ IGNORED_NAMED = {"$identify": "identify", "$set": "set", "$groupidentify": "grou
                  "$create_alias": "alias", "$autocapture": "autocapture",
                  "$feature_flag_called": "feature_flag_called", "$pageleave": "pageleave"}
 PERSON_PROPERTIES = ("$set", "$set_once", "$unset")
+# Properties posthog-js uses for the envelope (the key and the id), not the event's.
+ENVELOPE_PROPERTIES = frozenset({"token", "distinct_id"})
 # PostHog property -> context field.
 CONTEXT = {"$app_name": "app", "$app_version": "app_version", "$os": "os",
            "$os_version": "os_version", "$locale": "locale", "$lib": "sdk",
@@ -88,7 +90,8 @@ def _event(call: dict[str, Any], raw: bytes, sent_at: str, ids: ForeignIds,
         mapped = event_name(name) if isinstance(name, str) else name
         # PostHog's own properties ($lib, $geoip_disable, $set...) are its metadata, not
         # the event's: the catalog's properties are the ones without a $.
-        out_props = {k: v for k, v in props.items() if not k.startswith("$")}
+        out_props = {k: v for k, v in props.items()
+                     if not k.startswith("$") and k not in ENVELOPE_PROPERTIES}
     ev: dict[str, Any] = {"event": mapped, "props": out_props, "context": _context(props)}
     uid = call.get("uuid")
     # Without a uuid the event's own bytes name it: a resend is still a duplicate.
