@@ -165,3 +165,30 @@ async def test_a_key_of_one_project_never_writes_or_names_anothers(
                            " props LIKE '%arr%'") == [(0,)]
     finally:
         await stop(server)
+
+
+async def test_a_body_keyed_handler_that_never_checks_the_key_is_refused(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    from aiohttp import ClientSession
+
+    from quietly_collector.access.gate import Credential, Level, access
+    from quietly_collector.server.app import init_app, start_server
+
+    @access(Level.WRITE, Credential.BODY)
+    async def forgetful(request: Any) -> Any:
+        from aiohttp import web
+
+        await request.read()
+        return web.json_response({"stored": True})  # never called authenticate_body
+
+    app = init_app(make_settings(tmp_path, chdb_path))
+    app.router.add_post("/v1/forgetful", forgetful)
+    runner, port = await start_server(app, "127.0.0.1", 0)
+    try:
+        async with ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/v1/forgetful", data=_batch(WRITE_KEY)) as resp:
+            assert resp.status == 403
+            assert "without checking the key" in (await resp.json())["error"]
+    finally:
+        await runner.cleanup()
