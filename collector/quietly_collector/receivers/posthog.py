@@ -57,15 +57,10 @@ class _Batch(msgspec.Struct):
     sent_at: Any = None
 
 
-class _Event(msgspec.Struct):
-    api_key: Any = None
-    token: Any = None
-    properties: Any = None
-
-
 _batch = msgspec.json.Decoder(_Batch)
 _events = msgspec.json.Decoder(list[msgspec.Raw])
-_event = msgspec.json.Decoder(_Event)
+# An event as sent, and its decoded value (None when it is not JSON).
+Event = tuple[msgspec.Raw, Any]
 # PostHog's error types by status; posthog-python logs `detail`.
 _TYPES = {401: ("authentication_error", "invalid_api_key"), 503: ("server_error", "unavailable")}
 # posthog-js retries network errors and 5xx only, and drops every 4xx (408 and 429
@@ -102,28 +97,32 @@ def unwrap(raw: bytes | bytearray, compression: str, form: bool, limit: int) -> 
     return raw
 
 
-def frame(body: bytes | bytearray) -> tuple[str | None, list[msgspec.Raw], Any]:
-    """(key, events, batch sent_at) of a batch, one event, or an array of events."""
+def frame(body: bytes | bytearray) -> tuple[str | None, list[Event], Any]:
+    """(key, events each with its decoded value, batch sent_at) of a batch, one event,
+    or an array of events. Each event is decoded once, here."""
     bad = utf8_error(body)
     if bad is not None:
         raise BatchError(bad)
     try:
         start = bytes(body[:64]).lstrip()[:1]
         if start == b"[":
-            events, key, sent_at = _events.decode(body), None, None
+            raws, key, sent_at = _events.decode(body), None, None
         else:
             try:
                 b = _batch.decode(body)
-                events, key, sent_at = b.batch, _text(b.api_key) or _text(b.token), b.sent_at
+                raws, key, sent_at = b.batch, _text(b.api_key) or _text(b.token), b.sent_at
             except msgspec.ValidationError:
-                events, key, sent_at = [msgspec.Raw(bytes(body))], None, None
-                _event.decode(body)  # one event: it must be an object
+                raws, key, sent_at = [msgspec.Raw(bytes(body))], None, None
+                if not isinstance(_any.decode(body), dict):
+                    raise BatchError(
+                        "expected a PostHog batch, event or array of events") from None
     except msgspec.ValidationError as exc:
         raise BatchError(f"expected a PostHog batch, event or array of events: {exc}") from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise BatchError(f"body is not valid JSON: {exc}") from None
+    events = [(raw, _decoded(raw)) for raw in raws]
     # Every key an event carries must be the request's: one request, one project.
-    keys = {k for k in map(_event_key, events) if k is not None}
+    keys = {k for k in (_event_key(ev) for _, ev in events) if k is not None}
     if key is None and keys:
         key = min(keys)
     if keys - {key}:
@@ -132,17 +131,23 @@ def frame(body: bytes | bytearray) -> tuple[str | None, list[msgspec.Raw], Any]:
     return key, events, sent_at
 
 
+def _decoded(raw: msgspec.Raw) -> Any:
+    try:
+        return _any.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _event_key(raw: msgspec.Raw) -> str | None:
-    try:
-        ev = _event.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+def _event_key(ev: Any) -> str | None:
+    if not isinstance(ev, dict):
         return None
-    props = ev.properties if isinstance(ev.properties, dict) else {}
-    return _text(ev.api_key) or _text(ev.token) or _text(props.get("token"))
+    props = ev.get("properties")
+    token = props.get("token") if isinstance(props, dict) else None
+    return _text(ev.get("api_key")) or _text(ev.get("token")) or _text(token)
 
 
 @error_dialect(error_body)

@@ -118,18 +118,14 @@ def ignored_kind(name: Any) -> str | None:
     return IGNORED_NAMED.get(name, "other")
 
 
-def translate(events: list[msgspec.Raw], sent_at: Any, sent_text: str, ids: ForeignIds,
-              counters: Counter[str]) -> Translated:
-    """``sent_at``: the batch's time with offset when it had a valid one (skew
-    correction), else None; ``sent_text``: the time an event without one gets."""
-    decode = msgspec.json.decode
+def translate(events: list[tuple[msgspec.Raw, Any]], sent_at: Any, sent_text: str,
+              ids: ForeignIds, counters: Counter[str]) -> Translated:
+    """``events``: each as sent and decoded (posthog.frame); ``sent_at``: the batch's time
+    with offset when it had a valid one (skew correction), else None; ``sent_text``:
+    the time an event without one gets."""
     natives: list[Any] = []
     out = Translated(b"")
-    for i, raw in enumerate(events):
-        try:
-            call = decode(raw)
-        except (msgspec.DecodeError, RecursionError):
-            call = None
+    for i, (raw, call) in enumerate(events):
         if isinstance(call, dict):
             kind = ignored_kind(call.get("event"))
             if kind is not None:
