@@ -62,6 +62,7 @@ def test_drops_while_the_collector_is_down_reach_the_loss_account_exactly(
     assert _dropped_by_field(t) == dropped  # nothing dropped since
     assert t.stats()["client_reports_sent"] >= 1
 
+    collector.rows("SELECT 1")  # settle: everything acknowledged is in ClickHouse
     rows = _account(collector)
     assert [r["app"] for r in rows] == ["lossy"]
     assert rows[0]["sdk_dropped"] == dropped
