@@ -104,7 +104,8 @@ def raw_sessions() -> str:
     return _replaced(
         paths.SESSIONS,
         ("arraySort(steps)", f"arraySort(groupArrayIf((ts, {STEP}), event NOT IN"
-                             " ('performance', 'session_end', 'experiment_exposure', 'segments')))"),
+                             " ('performance', 'session_end', 'experiment_exposure',"
+                             " 'segments')))"),
         ("FROM agg_session_steps FINAL\n    WHERE ({app:String} = '' OR app = {app:String})\n"
          "      AND toDate(first_ts) BETWEEN {since:Date} AND {until:Date}",
          "FROM events\n    WHERE session_hash != 0 AND ({app:String} = '' OR app = {app:String})"

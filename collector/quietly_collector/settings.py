@@ -228,7 +228,7 @@ RETENTION_COLUMNS: dict[str, str] = {
 }
 
 
-# Tables replaced by migrations 0009, 0012 and 0014: a configuration naming the old table
+# Tables replaced by migrations 0009, 0012 and 0014 (segments): a configuration naming the old table
 # keeps applying to its successor (dau reads active days since 0012).
 RENAMED_TABLES: dict[str, str] = {
     "agg_install_day": "agg_active_days_v2",

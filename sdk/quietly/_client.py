@@ -62,6 +62,7 @@ class Telemetry(HelpersMixin):
         flush_interval: float = 2.0,
         request_timeout: float = 10.0,
         max_backoff: float = 300.0,
+        max_event_age: float = 30 * 86_400.0,
         session_timeout: float = 30 * 60.0,
         exit_timeout: float = 2.0,
         capture_crashes: bool = False,
@@ -117,6 +118,7 @@ class Telemetry(HelpersMixin):
             request_timeout=request_timeout,
             backoff_max=max_backoff,
             session_timeout=session_timeout,
+            max_event_age=max_event_age,
         )
         self._worker = Worker(
             self._queue, self._builder, open_spool, sender, self, self._stats, config

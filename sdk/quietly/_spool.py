@@ -144,6 +144,15 @@ class Spool:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
 
+    def expire(self, max_age: float) -> int:
+        """Drop events spooled more than ``max_age`` seconds ago; how many. Costs one
+        primary-key lookup when the oldest event is young enough (the common case)."""
+        cutoff = time.time() - max_age
+        oldest = self._db.execute("SELECT created FROM events ORDER BY id LIMIT 1").fetchone()
+        if oldest is None or oldest[0] >= cutoff:
+            return 0
+        return int(self._db.execute("DELETE FROM events WHERE created < ?", (cutoff,)).rowcount)
+
     def max_id(self) -> int:
         row = self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0])

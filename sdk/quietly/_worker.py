@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from quietly._events import ConsentBlocked, EventBuilder, EventInvalid, rfc3339
+from quietly._report import Reporter
 from quietly._session import Sessions
 from quietly._spool import Spool
 from quietly._stats import Stats
@@ -42,6 +43,8 @@ class Config:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     session_timeout: float = 30 * 60.0
+    # Spooled events older than this are dropped undelivered (counted as too_old).
+    max_event_age: float = 30 * 86_400.0
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Worker:
         self._retry_until = 0.0  # a Retry-After from the collector: never sent sooner
         self._backoff = 0.0
         self._batch_events = config.batch_events
+        self.reporter = Reporter(stats)
 
     # --- lifecycle -------------------------------------------------------
     def ensure_started(self) -> None:
@@ -246,6 +250,8 @@ class Worker:
             return
         if not self.hooks.events_allowed():
             return  # DO_NOT_TRACK: spooled events wait, only deletion requests go out
+        with self.lock:
+            self.stats.drop("too_old", self.spool().expire(self.config.max_event_age))
         while True:
             with self.lock:
                 ids, bodies, bad = self.spool().peek(self._batch_events, self.config.batch_bytes)
@@ -277,8 +283,15 @@ class Worker:
         return b'{"sent_at":"' + sent_at + b'","events":[' + b",".join(bodies) + b"]}"
 
     def _deliver(self, ids: list[int], bodies: list[bytes]) -> bool:
-        out = self.sender.post(self._batch(bodies), self.config.request_timeout)
+        report = self.reporter.attach(self.builder, self.hooks.worker_install_id())
+        payload = [*bodies, report[1]] if report is not None else bodies
+        out = self.sender.post(self._batch(payload), self.config.request_timeout)
         if out.kind == "sent":
+            if report is not None:
+                self.reporter.delivered(report[0])
+                self.stats.add("client_reports_sent")
+                # The report is last: its verdict is not an event of ours.
+                out.rejected = [r for r in out.rejected if r[0] < len(bodies)]
             with self.lock:
                 self.spool().delete(ids)
             self.stats.add("sent", len(ids) - len(out.rejected))

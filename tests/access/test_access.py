@@ -18,7 +18,8 @@ from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY, body, event, header
 
 INGEST = ("POST", "/v1/batch")
 # The same ingest in the formats of clients people already run: write keys only too.
-FOREIGN_INGEST = {("POST", "/v1/logs"), ("POST", "/segment/v1/batch")}
+FOREIGN_INGEST = {("POST", "/v1/logs"), ("POST", "/segment/v1/batch"), ("POST", "/batch/"),
+                  ("POST", "/capture/"), ("POST", "/e/"), ("POST", "/i/v0/e/")}
 # No credentials at all: liveness, readiness and the API description.
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"),
           ("GET", "/dashboard/login")}

@@ -111,7 +111,7 @@ async def test_views_match_python(loaded: tuple[Running, list[truth.Ev]]) -> Non
             f"SELECT * FROM metric_{name}(since = {{since:Date}}, until = {{until:Date}},"
             f" app = {{app:String}}{period}, by = {{by:Array(String)}},"
             " where = {where:Array(String)})", params)
-        if direct[1]:
+        if direct[1] and "seg1" in direct[0]:
             assert {r[direct[0].index("seg1")] for r in direct[1]} <= {""}, name
         q = metrics.parse_query(name, SINCE, UNTIL, period="month" if period else None)
         columns, rows = metrics.run(server.store, q)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import urllib.error
 import urllib.request
 import uuid
@@ -161,3 +162,18 @@ def test_auth_and_body_errors(collector: ThreadedCollector) -> None:
     assert status == 200
     reasons = collector.rows("SELECT reason FROM rejected_events WHERE reason LIKE '%got `int`%'")
     assert len(reasons) == 1
+
+
+def test_the_real_client_logs_the_collectors_reason_for_a_wrong_key(
+    collector: ThreadedCollector, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The library's own thread and logger, as an app runs it: what it logs is what the
+    # app's operator reads.
+    client = _client(collector, "wrong-key-0123456789")
+    with caplog.at_level(logging.DEBUG, logger="segment"):
+        client.track(anonymous_id="d", event="job_started", properties={"job": "x"})
+        client.flush()
+        client.join()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "unauthorized: unknown write key (401)" in logged, logged
+    assert "Unknown error" not in logged

@@ -19,7 +19,7 @@ BUILTIN = {
     "session_start", "session_end", "feature_used", "performance", "crash", "error",
     "survey_response", "job_started", "job_step", "job_completed", "deployment",
     "screen_viewed", "deletion_request", "segments", "experiment_exposure",
-    "build_finished",
+    "build_finished", "client_report",
 }
 LOCK = Path(__file__).resolve().parents[2] / "schemas" / "catalog.lock.json"
 

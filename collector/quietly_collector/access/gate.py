@@ -50,6 +50,9 @@ class Level(enum.Enum):
 class Credential(enum.Enum):
     BEARER = "bearer"  # Authorization: Bearer <key>
     BASIC_USER = "basic_user"  # Authorization: Basic, the key as user name (Segment)
+    # Inside the request body (PostHog's api_key/token): the handler reads the body under
+    # the admission rules of every route, then hands the key to ``authenticate_body``.
+    BODY = "body"
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,37 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     decl = declared(route.handler)
     if decl is None:
         raise web.HTTPForbidden(reason="this route declares no access level; refused")
+    if decl.credential is Credential.BODY:
+        return await _body_keyed(request, handler)
     request[PRINCIPAL] = authenticate(request, decl)
     return await handler(request)
+
+
+async def _body_keyed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A route whose key is in its body. An address out of its failure budget is refused
+    before anything is read; an answer that is not an error without the handler having
+    passed the key through ``authenticate_body`` is refused (fail closed)."""
+    wait = request.app[AUTH_FAILURES].blocked(client_address(request))
+    if wait:
+        request.app[AUTH_FAILURES].count("throttled", request.path)
+        raise web.HTTPTooManyRequests(
+            reason="too many failed authentication attempts from this address; retry after"
+                   " Retry-After", headers={"Retry-After": str(wait)})
+    response = await handler(request)
+    if PRINCIPAL not in request and response.status < 400:
+        raise web.HTTPForbidden(reason="the handler answered without checking the key; refused")
+    return response
+
+
+def authenticate_body(request: web.Request, key: str | None) -> Principal:
+    """The caller of a ``Credential.BODY`` route, from the key its body holds: the same
+    checks, counters and throttle as a key in a header (raised HTTP errors)."""
+    decl = declared(request.match_info.route.handler)
+    if decl is None or decl.credential is not Credential.BODY:
+        raise web.HTTPForbidden(reason="this route does not take its key from the body")
+    found = _check_key(request, decl, key.strip() if isinstance(key, str) else None)
+    request[PRINCIPAL] = found
+    return found
 
 
 def authenticate(request: web.Request, decl: Declared) -> Principal:
@@ -131,7 +163,15 @@ def authenticate(request: web.Request, decl: Declared) -> Principal:
                 "Accept", ""):
             raise web.HTTPSeeOther(LOGIN_PATH)
     key = basic_user(request) if decl.credential is Credential.BASIC_USER else bearer(request)
-    if key is None:
+    return _check_key(request, decl, key)
+
+
+def _check_key(request: web.Request, decl: Declared, key: str | None) -> Principal:
+    """The one key check, wherever the key came from."""
+    level = decl.level
+    failures = request.app[AUTH_FAILURES]
+    address = client_address(request)
+    if not key:
         failures.count("missing", request.path)
         raise _unauthorized(decl, _missing(decl))
     principal = principal_for(request.app[CREDENTIALS].keys, key)
@@ -195,6 +235,8 @@ def _refusal(level: Level, p: Principal) -> str:
 def _missing(decl: Declared) -> str:
     if decl.credential is Credential.BASIC_USER:
         return "missing 'Authorization: Basic' with the write key as user name"
+    if decl.credential is Credential.BODY:
+        return "missing the project key: api_key or token in the body"
     what = {Level.WRITE: "write key", Level.READ: "read key or admin token"}.get(
         decl.level, "admin token")
     return f"missing 'Authorization: Bearer <{what}>'"
@@ -211,4 +253,5 @@ def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-__all__ = ["Credential", "Level", "Principal", "access", "bearer", "gate", "principal"]
+__all__ = ["Credential", "Level", "Principal", "access", "authenticate_body", "bearer", "gate",
+           "principal"]

@@ -25,6 +25,7 @@ from quietly_collector.insights.metrics import (
     MetricError,
     Query,
     as_objects,
+    cell,
     parse_query,
     run,
 )
@@ -223,9 +224,9 @@ def _print(objects: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
     if fmt == "csv":
         w = csv.writer(sys.stdout)
         w.writerow(columns)
-        w.writerows([[o.get(c) for c in columns] for o in objects])
+        w.writerows([[cell(o.get(c)) for c in columns] for o in objects])
         return
-    cells = [columns] + [["" if o.get(c) is None else str(o.get(c)) for c in columns]
+    cells = [columns] + [["" if o.get(c) is None else str(cell(o.get(c))) for c in columns]
                          for o in objects]
     if not columns:
         print("(no rows)")

@@ -108,7 +108,8 @@ async def get_metric(request: web.Request) -> web.Response:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(columns)
-        w.writerows(rows)
+        # A by-reason column (a Map, in delivery) as compact JSON, not Python's repr.
+        w.writerows([[metrics.cell(v) for v in r] for r in rows])
         return web.Response(text=buf.getvalue(), content_type="text/csv")
     return web.json_response(metrics.as_objects(columns, rows))
 

@@ -13,6 +13,7 @@ parameter, ``period``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -59,13 +60,17 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("experiment", "an experiment's variants: --name, --goal conversion, lift, p, SRM"),
     Metric("experiments", "running experiments: installs first exposed in the period"),
     Metric("builds", "builds per day: success rate and p95 duration"),
+    # The loss account (storage/sql/views.sql, metric_delivery).
+    Metric("delivery", "per day and app: events SDKs dropped and the collector refused, by"
+                       " reason, and events stored"),
 )}
 # Metrics that are not views: built in Python from the query's own parameters.
 NOT_VIEWS = ("funnel", "paths", "experiment")
 # Views with a `period` parameter besides since, until and app.
 PERIOD_VIEWS = ("lifecycle", "active_days")
-# Built from raw events per session or variant: no segment breakdown or filter.
-UNSEGMENTED = ("paths", "experiment")
+# Built from raw events per session or variant, or counting the pipeline's events
+# (delivery): no segment breakdown or filter.
+UNSEGMENTED = ("paths", "experiment", "delivery")
 _PARAM_TYPES = {"since": "Date", "until": "Date", "by": "Array(String)",
                 "where": "Array(String)"}
 
@@ -148,8 +153,8 @@ def parse_query(
     except segments.SegmentError as exc:
         raise MetricError(str(exc)) from None
     if (by_ or where_) and metric in UNSEGMENTED:
-        raise MetricError(f"{metric} takes no by or where (segments): its steps come from"
-                          " the raw events")
+        raise MetricError(f"{metric} takes no by or where: segments cut metrics of installs,"
+                          f" and {metric} is counted per session, variant or pipeline event")
     try:
         extra = Query(
             metric, first, last, app or "", tuple(steps), window_s, checks.period(period),
@@ -355,6 +360,13 @@ def _plain(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, date):
         return v.isoformat()
+    return v
+
+
+def cell(v: Any) -> Any:
+    """A value for a CSV or table cell: maps as compact JSON."""
+    if isinstance(v, dict):
+        return json.dumps(v, separators=(",", ":"), sort_keys=True)
     return v
 
 

@@ -44,6 +44,9 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     "experiments": ("experiment", "app"), "builds": ("day", "app"),
 }
 ALL_COHORTS = "all"
+# Counts of the pipeline's events (what was dropped, refused, stored), no install in
+# them: nothing to suppress.
+EVENT_COUNTS = ("delivery",)
 
 
 def suppress(
@@ -56,7 +59,7 @@ def suppress(
 ) -> tuple[list[str], list[list[Any]]]:
     """``rows`` with the ``suppressed`` column; ``segments``: the breakdown columns;
     ``unfiltered``: the same answer without ``where`` (same columns), if filtered."""
-    if k <= 0:
+    if k <= 0 or metric in EVENT_COUNTS:
         return columns, rows
     pop = columns.index(POPULATION[metric])
     dims = [columns.index(c) for c in (*DIMENSIONS[metric], *segments) if c in columns]

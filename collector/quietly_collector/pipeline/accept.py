@@ -27,7 +27,7 @@ from quietly_collector.pipeline.process import (
     process_events,
     rejected_lines,
 )
-from quietly_collector.pipeline.rejections import count_rejections
+from quietly_collector.pipeline.rejections import SDK_DROPPED_PREFIX, count_rejections
 from quietly_collector.pipeline.spoolshare import ShareFull, SpoolShare
 from quietly_collector.settings import Settings
 from quietly_collector.spool.hooks import Hooks
@@ -176,6 +176,13 @@ class Acceptor:
         if processed.rejected:
             count_rejections(counters, processed.rejected)
         counters["deletions_received"] += len(deletions)
+        if processed.reports:
+            # What SDKs dropped before sending (client_report), counted once stored: a
+            # resent report is a duplicate and is not counted again.
+            for c in fresh:
+                if c.report:
+                    for reason, n in c.report.items():
+                        counters[SDK_DROPPED_PREFIX + reason] += n
         return BatchResult(
             accepted=len(fresh) + len(deletions),
             duplicates=duplicates,

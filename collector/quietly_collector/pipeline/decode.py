@@ -159,6 +159,17 @@ class PropsDecoder:
         return props
 
 
+def app_of(raw: bytes) -> str:
+    """Best effort app of a refused event (its ``context.app``), if it is an identifier;
+    only refusals pay for it."""
+    try:
+        obj = _dict_decoder.decode(raw)
+        app = obj.get("context", {}).get("app", "")
+    except (msgspec.DecodeError, msgspec.ValidationError, AttributeError, RecursionError):
+        return ""
+    return app if isinstance(app, str) and len(app) <= 128 and keyword_ok(app) else ""
+
+
 def event_id_of(raw: bytes) -> str | None:
     """Best effort event id for a rejection, only if it is a well-formed UUID."""
     try:

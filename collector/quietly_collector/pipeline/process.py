@@ -28,11 +28,13 @@ from quietly_collector.pipeline.decode import (
     EventIn,
     PropsDecoder,
     Reject,
+    app_of,
     context_of,
     envelope,
     reason,
 )
 from quietly_collector.pipeline.pseudonym import Pseudonymizer
+from quietly_collector.pipeline.rejections import rejection_kind
 from quietly_collector.storage.deletion import DELETION_EVENT, DeletionRow, encode_request
 from quietly_collector.storage.rows import RejectedRow, Row
 from quietly_schemas import Catalog, EventSchema, scrub, scrub_counted
@@ -48,6 +50,10 @@ class Rejection:
     reason: str
     event: str = ""
     version: int = 0
+    app: str = ""
+
+
+CLIENT_REPORT = "client_report"
 
 
 class Candidate(msgspec.Struct, gc=False):
@@ -63,6 +69,8 @@ class Candidate(msgspec.Struct, gc=False):
     install_hash: int
     # A deletion_request: ``line`` is a deletion.DeletionRow, not an events row.
     deletion: bool = False
+    # A client_report's counts by reason: the collector counts them once it is durable.
+    report: dict[str, int] | None = None
 
 
 @dataclass
@@ -71,6 +79,7 @@ class Processed:
     rejected: list[Rejection] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
     deletions: int = 0
+    reports: int = 0
 
 
 @dataclass
@@ -203,14 +212,15 @@ def process_events(
         try:
             ev = decoded[i] if decoded is not None else envelope(raw, i, ctx.max_event_bytes)
         except EnvelopeError as err:
-            out.rejected.append(Rejection(i, err.event_id, err.reason))
+            out.rejected.append(Rejection(i, err.event_id, err.reason, app=app_of(raw)))
             continue
         try:
             schema, c, props, ts, source = validate(ev, ctx, b, counters)
         except Reject as rej:
             why, _, path = rej.reason.rpartition(" at ")
             out.rejected.append(Rejection(
-                i, str(ev.event_id), f"{why} at $.events[{i}]{path}", ev.event, ev.version))
+                i, str(ev.event_id), f"{why} at $.events[{i}]{path}", ev.event, ev.version,
+                app_of(raw)))
             continue
         if schema.detailed_fields and c.consent == "basic":
             drop_detailed(props, schema, counters)
@@ -219,6 +229,9 @@ def process_events(
         made = candidate(i, ev, c, props, ts, source, ctx.pseudonymize, b)
         if made.deletion:
             out.deletions += 1
+        elif ev.event == CLIENT_REPORT:
+            made.report = {k: v for k, v in msgspec.structs.asdict(props).items() if v}
+            out.reports += 1
         candidates.append(made)
     return out
 
@@ -237,6 +250,8 @@ def rejected_lines(
             r.version,
             # msgspec quotes offending values in some messages; scrub them too.
             scrub(r.reason)[:1000],
+            r.app,
+            rejection_kind(r.reason),
         )
         lines.append(_encoder.encode(row))
     return lines

@@ -12,6 +12,8 @@ class _Reason(Protocol):
 
 
 REJECTED_PREFIX = "rejected_reason_"
+# Events SDKs dropped before sending, by the reason their client_report gave.
+SDK_DROPPED_PREFIX = "sdk_dropped_"
 # Refusal reasons are free text (with paths and names in them); metrics get one of these
 # few kinds instead, so a label's values stay bounded. First match wins.
 REJECTION_KINDS: tuple[tuple[str, str], ...] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -14,10 +15,30 @@ from quietly_collector.access.logcontext import REQUEST_ID as LOG_REQUEST_ID
 
 log = logging.getLogger("quietly.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorBody = Callable[[int, str], web.Response]
+H = TypeVar("H", bound=Callable[..., Any])
+_DIALECT_ATTR = "__quietly_error_body__"
 
 
 def error_body(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
+
+
+def error_dialect(render: ErrorBody) -> Callable[[H], H]:
+    """Errors of a route in its clients' own shape (Segment's ``code``/``message``,
+    PostHog's ``detail``), refusals by the auth gate included: a client library logs
+    the field it reads, so the reason reaches whoever reads its log."""
+    def mark(handler: H) -> H:
+        setattr(handler, _DIALECT_ATTR, render)
+        return handler
+    return mark
+
+
+def _render_for(request: web.Request) -> ErrorBody:
+    route = request.match_info.route
+    handler = route.handler if route.resource is not None else None
+    render = getattr(handler, _DIALECT_ATTR, None)
+    return render if callable(render) else error_body
 
 
 @web.middleware
@@ -30,7 +51,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = error_body(exc.status, exc.reason)
+        response = _render_for(request)(exc.status, exc.reason)
         for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]

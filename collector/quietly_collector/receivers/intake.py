@@ -71,24 +71,93 @@ async def admit_and_ingest(
     response to send. Before the body is read, a flood is refused for the price of
     the two checks."""
     collector = request.app[COLLECTOR]
+    refused = _admit(collector, project, error)
+    if refused is not None:
+        return refused
+    try:
+        raw = await read_admitted(request, error)
+        if isinstance(raw, web.Response):
+            return raw
+        return await _ingest(collector, project, translate, raw, error)
+    finally:
+        collector.slots.give(project)
+
+
+# The slots of requests whose key is inside their body, before it is read: one
+# project's share at most (max_batches_in_flight_per_project), so unauthenticated
+# bodies can never hold every slot. Not a project name (project names are identifiers).
+UNAUTHENTICATED = "(body not yet read)"
+Opened = tuple[str | None, Translate]
+
+
+async def admit_body_keyed_and_ingest(
+    request: web.Request, open_body: Callable[[bytes | bytearray], Opened],
+    authenticate: Callable[[str | None], str], error: ErrorBody,
+) -> tuple[BatchResult, Translated] | web.Response:
+    """For a route whose key is in its body (PostHog): read it under the same size
+    bound and deadline as every route, in a slot of the unauthenticated share; find
+    the key (``open_body``), have the auth gate check it (``authenticate``, raising its
+    HTTP errors); then the project's rate limit and slot, as for every route."""
+    collector = request.app[COLLECTOR]
+    full = collector.slots.take(UNAUTHENTICATED)
+    if full:
+        collector.counters["requests_refused_busy"] += 1
+        return _unavailable(error, full)
+    try:
+        raw = await read_admitted(request, error)
+        if isinstance(raw, web.Response):
+            return raw
+        try:
+            key, translate = open_body(raw)
+        except BodyError as exc:
+            return error(exc.status, exc.reason)
+        except BatchError as exc:
+            return error(400, str(exc))
+        project = authenticate(key)
+    finally:
+        collector.slots.give(UNAUTHENTICATED)
+    refused = _admit(collector, project, error)
+    if refused is not None:
+        return refused
+    try:
+        return await _ingest(collector, project, translate, raw, error)
+    finally:
+        collector.slots.give(project)
+
+
+def _admit(collector: Collector, project: str, error: ErrorBody) -> web.Response | None:
+    """None with a slot taken, or the refusal (rate limit, busy)."""
     wait = collector.limiter.admit(project)
     if wait:
-        return rate_limited(collector, project, wait)
+        return rate_limited(collector, project, wait, error)
     full = collector.slots.take(project)
     if full:
         collector.counters["requests_refused_busy"] += 1
         return _unavailable(error, full)
+    return None
+
+
+async def read_admitted(request: web.Request, error: ErrorBody) -> bytes | bytearray | web.Response:
+    """The body within the size limits and the body deadline, or the error to answer."""
+    collector = request.app[COLLECTOR]
     s = collector.settings
     try:
-        try:
-            async with asyncio.timeout(s.body_timeout_s):
-                raw = await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
-        except TimeoutError:
-            collector.counters["requests_refused_body_timeout"] += 1
-            resp = error(408, f"the request body did not arrive within {s.body_timeout_s} s"
-                              " (body_timeout_s)")
-            resp.force_close()  # what is left of the body is never read
-            return resp
+        async with asyncio.timeout(s.body_timeout_s):
+            return await read_body(request, s.max_batch_bytes, s.max_decompressed_bytes)
+    except TimeoutError:
+        collector.counters["requests_refused_body_timeout"] += 1
+        resp = error(408, f"the request body did not arrive within {s.body_timeout_s} s"
+                          " (body_timeout_s)")
+        resp.force_close()  # what is left of the body is never read
+        return resp
+    except BodyError as exc:
+        return error(exc.status, exc.reason)
+
+
+async def _ingest(collector: Collector, project: str, translate: Translate,
+                  raw: bytes | bytearray, error: ErrorBody
+                  ) -> tuple[BatchResult, Translated] | web.Response:
+    try:
         translated = translate(raw)
         result = await collector.ingest(translated.body, project)
     except BodyError as exc:
@@ -101,8 +170,6 @@ async def admit_and_ingest(
         return _unavailable(error, f"collector is at its buffer limit, retry later ({exc})")
     except SpoolUnavailable as exc:
         return _unavailable(error, f"collector cannot store batches right now ({exc})")
-    finally:
-        collector.slots.give(project)
     collector.limiter.charge(project, result.accepted + result.duplicates + len(result.rejected))
     return result, translated
 
@@ -112,10 +179,11 @@ def native(raw: bytes | bytearray) -> Translated:
     return Translated(raw)
 
 
-def rate_limited(collector: Collector, project: str, wait: float) -> web.Response:
+def rate_limited(collector: Collector, project: str, wait: float,
+                 error: ErrorBody = error_body) -> web.Response:
     collector.counters["requests_rate_limited"] += 1
     limiter = collector.limiter
-    resp = error_body(429, f"project {project!r} is over its rate limit ({limiter.rate:g}"
+    resp = error(429, f"project {project!r} is over its rate limit ({limiter.rate:g}"
                            f" events/s, burst {limiter.burst:g}); retry after Retry-After")
     resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return resp

@@ -23,7 +23,7 @@ from quietly_collector.pipeline.collector import COLLECTOR
 from quietly_collector.pipeline.decode import AwareDatetime, BatchError
 from quietly_collector.pipeline.foreign import ForeignIds
 from quietly_collector.pipeline.utf8 import utf8_error
-from quietly_collector.receivers.errors import error_body
+from quietly_collector.receivers.errors import error_dialect
 from quietly_collector.receivers.intake import (
     Translated,
     admit_and_ingest,
@@ -62,7 +62,7 @@ def event_name(name: str) -> str:
     return _NOT_NAME.sub("_", name.strip().lower()).strip("_") or name
 
 
-def _aware(value: Any) -> datetime | None:
+def aware(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
@@ -127,7 +127,7 @@ def translate(body: bytes | bytearray, counters: Counter[str], ids: ForeignIds) 
         raise BatchError(f"expected a Segment batch {{\"batch\": [...]}}: {exc}") from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise BatchError(f"body is not valid JSON: {exc}") from None
-    sent = _aware(batch.sentAt)
+    sent = aware(batch.sentAt)
     if batch.sentAt is not None and sent is None:
         counters["segment_sent_at_invalid"] += 1  # no skew correction, not a refusal
     sent_text = (sent or datetime.now(UTC)).isoformat()
@@ -156,6 +156,20 @@ def translate(body: bytes | bytearray, counters: Counter[str], ids: ForeignIds) 
     return out
 
 
+# Segment's error codes by status: analytics-python logs `code` and `message` of an
+# error body ("Unknown error" without them).
+_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 408: "timeout",
+          413: "too_large", 415: "unsupported_media_type", 429: "rate_limited",
+          503: "unavailable"}
+
+
+def error_body(status: int, reason: str) -> web.Response:
+    """The collector's ``error``, and Segment's ``code`` and ``message`` beside it."""
+    return web.json_response({"error": reason, "code": _CODES.get(status, "error"),
+                              "message": reason}, status=status)
+
+
+@error_dialect(error_body)
 @access(Level.WRITE, Credential.BASIC_USER)
 async def post_batch(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]

@@ -28,7 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from quietly_collector.access.throttle import FAILURE_PREFIX
-from quietly_collector.pipeline.rejections import REJECTED_PREFIX
+from quietly_collector.pipeline.rejections import REJECTED_PREFIX, SDK_DROPPED_PREFIX
 
 if TYPE_CHECKING:
     from quietly_collector.pipeline.collector import Collector
@@ -120,6 +120,9 @@ class SelfMetrics:
                       " by type", by_prefix(REDACTED_PREFIX, "type"))
         self._counter("quietly.properties.dropped", "Properties removed: undeclared in the"
                       " schema, or detailed under basic consent", by_prefix(PROPS_PREFIX, "reason"))
+        self._counter("quietly.sdk.dropped", "Events SDKs dropped before sending, by reason,"
+                      " as their client_report events said (counted once stored)",
+                      by_prefix(SDK_DROPPED_PREFIX, "reason"))
         self._counter("quietly.rows.inserted", "Event rows inserted into ClickHouse",
                       one("rows_inserted"))
         self._counter("quietly.insert.failures", "Failed insert attempts (retried)",

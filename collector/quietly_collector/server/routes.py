@@ -7,7 +7,7 @@ from aiohttp import web
 
 from quietly_collector.insights import http as insights
 from quietly_collector.insights.dashboard import routes as dashboard
-from quietly_collector.receivers import admin, native, otlp, segment
+from quietly_collector.receivers import admin, native, otlp, posthog, segment
 from quietly_collector.selfobs import http as telemetry
 
 
@@ -15,6 +15,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/batch", native.post_batch)
     app.router.add_post("/v1/logs", otlp.post_logs)
     app.router.add_post("/segment/v1/batch", segment.post_batch)
+    for path in posthog.ROUTES:
+        app.router.add_post(path, posthog.capture)
     app.router.add_post("/v1/sql", admin.post_sql)
     app.router.add_get("/v1/stats", admin.get_stats)
     app.router.add_get("/v1/metrics", insights.get_metrics_list)

@@ -133,7 +133,11 @@ def transform(stmt: str, t: Target, sharded: frozenset[str]) -> list[str]:
         local = name + LOCAL_SUFFIX if name in sharded else name
         # Replicated tables deduplicate by their own window.
         rest = rest.replace(_NON_REPLICATED, "replicated_deduplication_window")
-        return [f"ALTER TABLE {t.q(local)} {t.on} {rest}"]
+        out = [f"ALTER TABLE {t.q(local)} {t.on} {rest}"]
+        if local != name and rest.lstrip().upper().startswith("ADD COLUMN"):
+            # The Distributed table over it names its columns too.
+            out.append(f"ALTER TABLE {t.q(name)} {t.on} {rest}")
+        return out
     if m := _DROP.match(stmt):
         kind, name = m.groups()
         drops = [f"DROP {kind} IF EXISTS {t.q(name)} {t.on}"]

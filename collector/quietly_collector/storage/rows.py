@@ -44,6 +44,10 @@ class RejectedRow(msgspec.Struct, array_like=True, gc=False):
     event: str
     version: int
     reason: str
+    # The event's app when its context said one (the loss account is per app), and the
+    # reason's kind (rejections.py): bounded values to group by.
+    app: str = ""
+    kind: str = ""
 
 
 EVENT_COLUMNS: tuple[str, ...] = Row.__struct_fields__

@@ -30,6 +30,8 @@ INSERT_SETTINGS: dict[str, Any] = {
     "date_time_input_format": "best_effort",
     "input_format_json_read_objects_as_strings": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
+    # Rows spooled by an older collector may lack columns added since (their defaults).
+    "input_format_json_compact_allow_variable_number_of_columns": 1,
 }
 # Clients serving the collector's own reads (metrics, dashboard, reports) at once.
 READERS = 3

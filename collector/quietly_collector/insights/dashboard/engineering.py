@@ -1,11 +1,12 @@
 """Engineering page: crash and error rates over time, build success, the performance
-grade table."""
+grade table, the ingestion warnings (events lost before storage, delivery.py)."""
 
 from __future__ import annotations
 
 from html import escape
 from typing import Any
 
+from quietly_collector.insights.dashboard import delivery
 from quietly_collector.insights.dashboard.layout import panel
 from quietly_collector.insights.dashboard.widgets import View, by_day, cards, points, ratio
 from quietly_collector.insights.render import charts
@@ -40,6 +41,7 @@ def body(v: View) -> str:
         panel("Build success rate and p95 duration", builds(rows(f, "builds", w, app))),
         "</div>",
         panel("Performance grades", grades(rows(f, "performance", w, app))),
+        panel("Ingestion warnings", delivery.warnings(rows(f, "delivery", w, app))),
     ])
 
 

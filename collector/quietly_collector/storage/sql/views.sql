@@ -543,3 +543,49 @@ FROM
 )
 GROUP BY experiment, app, seg1, seg2
 ORDER BY experiment, app, seg1, seg2;
+
+-- The loss account, per day and app: what SDKs reported dropping before sending
+-- (client_report events, by reason), what the collector refused (rejected_events, by
+-- kind of reason) and what it stored (every event but the client reports themselves).
+-- `stored` counts raw events (three narrow columns of the days asked for): no
+-- aggregate is kept for it, since every materialized view costs on every insert.
+CREATE OR REPLACE VIEW metric_delivery AS
+SELECT day, app,
+       CAST(mapFromArrays(arrayMap(x -> x.2, arrayFilter(x -> x.1 = 'sdk', r)),
+                          arrayMap(x -> x.3, arrayFilter(x -> x.1 = 'sdk', r))),
+            'Map(String, UInt64)') AS sdk_dropped,
+       CAST(mapFromArrays(arrayMap(x -> x.2, arrayFilter(x -> x.1 = 'rejected', r)),
+                          arrayMap(x -> x.3, arrayFilter(x -> x.1 = 'rejected', r))),
+            'Map(String, UInt64)') AS collector_rejected,
+       toUInt64(arraySum(arrayMap(x -> x.3, arrayFilter(x -> x.1 = 'stored', r)))) AS stored
+FROM
+(
+    SELECT day, app, groupArray((src, reason, n)) AS r
+    FROM
+    (
+        SELECT day, app, src, reason, sum(n) AS n
+        FROM
+        (
+            SELECT toDate(ts) AS day, app, 'sdk' AS src, kv.1 AS reason, kv.2 AS n
+            FROM events
+            ARRAY JOIN JSONExtractKeysAndValues(props, 'UInt64') AS kv
+            WHERE event = 'client_report' AND toDate(ts) BETWEEN {since:Date} AND {until:Date}
+              AND ({app:String} = '' OR app = {app:String})
+            UNION ALL
+            SELECT toDate(received_at) AS day, toString(app) AS app, 'rejected' AS src,
+                   if(kind = '', 'unknown', toString(kind)) AS reason, toUInt64(1) AS n
+            FROM rejected_events
+            WHERE toDate(received_at) BETWEEN {since:Date} AND {until:Date}
+              AND ({app:String} = '' OR app = {app:String})
+            UNION ALL
+            SELECT toDate(ts) AS day, app, 'stored' AS src, '' AS reason, toUInt64(1) AS n
+            FROM events
+            WHERE event != 'client_report' AND toDate(ts) BETWEEN {since:Date} AND {until:Date}
+              AND ({app:String} = '' OR app = {app:String})
+        )
+        GROUP BY day, app, src, reason
+        HAVING n > 0
+    )
+    GROUP BY day, app
+)
+ORDER BY day, app;
