@@ -107,7 +107,8 @@ def test_serve_with_no_keys_prints_a_dev_key_that_works(
     assert "lifecycle" in listed.stdout and "running experiments" in listed.stdout, listed
     lifecycle = run("query", "lifecycle", "--period", "month", "--url", url, "--format", "json",
                     cwd=tmp_path)
-    assert json.loads(lifecycle.stdout)[0]["new"] == 1, lifecycle.stderr
+    [month] = json.loads(lifecycle.stdout)  # one install: counted, and withheld
+    assert (month["new"], month["suppressed"]) == (None, True), lifecycle.stderr
     bad = run("query", "paths", "--from", "a b", "--url", url, cwd=tmp_path)
     assert bad.returncode == 2 and "from:" in bad.stderr
     bad = run("query", "daily", "--url", url, cwd=tmp_path)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from html import escape
 
 from quietly_collector.insights.dashboard.layout import panel
-from quietly_collector.insights.dashboard.widgets import View, by_day, column, points
+from quietly_collector.insights.dashboard.widgets import SUPPRESSED, View, by_day, column, points
 from quietly_collector.insights.render import charts, flows
 from quietly_collector.insights.report import fmt
 from quietly_collector.insights.report.fetch import Rows
@@ -37,6 +37,8 @@ def panels(v: View) -> str:
 
 
 def active_days(rs: Rows, until: date) -> str:
+    if any(r.get("suppressed") for r in rs):
+        return SUPPRESSED  # a histogram without its small bars would misstate the shares
     full = [str(r["period_start"]) for r in rs
             if date.fromisoformat(str(r["period_start"])[:10]) + timedelta(days=6) <= until]
     if not full:
@@ -58,6 +60,9 @@ def active_days(rs: Rows, until: date) -> str:
 
 
 def paths(rs: Rows) -> str:
+    if rs and all(r.get("suppressed") for r in rs if r["kind"] == "path"):
+        return SUPPRESSED
+    rs = [r for r in rs if not r.get("suppressed")]  # paths of too few installs
     top = [r for r in rs if r["kind"] == "path"]
     if not top:
         return '<p class="empty">No sessions in this period.</p>'
@@ -77,6 +82,7 @@ def paths(rs: Rows) -> str:
 
 
 def experiments(rs: Rows) -> str:
+    rs = [r for r in rs if not r.get("suppressed")]  # too few installs exposed to show
     if not rs:
         return '<p class="empty">No experiment exposures in this period.</p>'
     out = ['<table><tr><th>experiment</th><th>app</th><th>variants</th>'
