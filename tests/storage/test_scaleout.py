@@ -204,3 +204,13 @@ def test_a_lease_has_one_holder_and_moves_when_its_holder_falls_silent(
         assert [h[:2] for h in one.holders()] == [(1, "one"), (2, "two"), (3, "one")]
     finally:
         store.close()
+
+
+def test_a_collector_with_another_pseudonym_secret_refuses_to_start(
+        pair: tuple[so.Proc, so.Proc, str], ch_http: str, tmp_path: Path) -> None:
+    _, _, db = pair
+    cfg = so.config(tmp_path / "c.toml", ch_http, db, tmp_path / "c",
+                    pseudonym_secret="a-secret-of-its-own-0123456789")
+    proc = so.launch(cfg, tmp_path / "c")
+    assert proc.popen.wait(60) != 0
+    assert "was written with another pseudonym secret" in proc.log.read_text()

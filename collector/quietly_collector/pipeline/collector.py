@@ -36,7 +36,8 @@ from quietly_collector.storage.deletion import (
     decode_requests,
     deleted_installs,
 )
-from quietly_collector.storage.lease import Lease, SoleLease
+from quietly_collector.storage.identity import check_secret
+from quietly_collector.storage.lease import Lease, SoleLease, holder_id
 from quietly_collector.storage.maintenance import GcReport, MaintenanceState, run_gc
 from quietly_collector.storage.migrations import migrate
 from quietly_collector.storage.promote import STAGING_TABLE
@@ -99,6 +100,9 @@ class Collector:
             # A server that is down must not stop intake: batches wait in the spool
             # and the writer keeps trying to connect.
             log.warning("ClickHouse unreachable at start, spooling until it is: %s", exc)
+        if not self.settings.embedded and self.store.connected:
+            await asyncio.to_thread(check_secret, self.store, self.credentials.pseudonym_secret,
+                                    holder_id())
         recovery = self.spool.open()
         await self._preload_ids()
         self.writer = Writer(

@@ -37,7 +37,7 @@ GLOBAL_TABLES = frozenset({
     "alert_state", "alert_history", "alert_notifications", "schema_migrations",
     # One lease per name for the whole cluster; one staging table the leader promotes
     # from (and drops parts of) wherever its rows were inserted.
-    "leases", "events_staging",
+    "leases", "events_staging", "pseudonym_keys",
 })
 LOCAL_SUFFIX = "_local"
 _NON_REPLICATED = "non_replicated_deduplication_window"

@@ -47,3 +47,15 @@ CREATE TABLE IF NOT EXISTS events_staging
 ENGINE = MergeTree
 ORDER BY event_id
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- pseudonym_keys: a keyed fingerprint of each pseudonym secret that wrote here (never
+-- the secret). A collector whose secret is not the recorded one refuses to start: it
+-- would give every install a second identity (storage/identity.py).
+CREATE TABLE IF NOT EXISTS pseudonym_keys
+(
+    fingerprint String,
+    holder String,
+    at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY fingerprint;
