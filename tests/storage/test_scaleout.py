@@ -214,3 +214,54 @@ def test_a_collector_with_another_pseudonym_secret_refuses_to_start(
     proc = so.launch(cfg, tmp_path / "c")
     assert proc.popen.wait(60) != 0
     assert "was written with another pseudonym secret" in proc.log.read_text()
+
+
+def _chserver(path: Path, port: int = 0) -> tuple[Any, str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tests.chserver", "--path", str(path),
+                             "--port", str(port)], stdout=subprocess.PIPE, text=True,
+                            cwd=so.ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), line
+    return proc, line.split()[-1]
+
+
+def test_the_server_going_away_and_back_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """The HTTP client's failures and reconnection: acknowledged batches wait in the
+    spool while the server is down, /readyz says so, and all are stored once after."""
+    server, url = _chserver(tmp_path / "clickhouse")
+    c = None
+    try:
+        c = so.start(tmp_path, "c", url, "outage")
+        first = [event() for _ in range(10)]
+        assert c.post("/v1/batch", batch(first))[0] == 200
+        so.settled(so.client(url, "outage"), [c])
+        server.terminate()
+        server.wait(20)
+        second = [event() for _ in range(10)]
+        assert c.post("/v1/batch", batch(second))[0] == 200
+        # A resend of the first batch is caught by the collector's memory meanwhile.
+        assert c.post("/v1/batch", batch(first))[1]["duplicates"] == 10
+
+        def not_ready() -> bool:
+            try:
+                _ready(c)
+            except Exception:
+                return True
+            return False
+
+        _wait(not_ready)
+        server, _ = _chserver(tmp_path / "clickhouse", int(url.rsplit(":", 1)[1]))
+        _wait(lambda: not not_ready(), timeout=30)
+        ch = so.client(url, "outage")
+        so.settled(ch, [c])
+        assert ch.query("SELECT count(), uniqExact(event_id) FROM events").result_rows == [
+            (20, 20)]
+    finally:
+        if c is not None:
+            c.stop()
+        server.terminate()
+        server.wait(20)

@@ -52,7 +52,8 @@ async def _keep(collector: Collector, stop: asyncio.Event) -> None:
                          " promotion run here", lease.epoch)
             elif was and not held:
                 counters["leader_lost"] += 1
-                log.warning("the leader lease moved to another collector")
+                log.warning("no longer holding the leader lease (another collector took it,"
+                            " or ClickHouse could not be reached to renew it)")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), period)
 
