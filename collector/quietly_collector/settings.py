@@ -185,6 +185,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # merged over the KPI plan's defaults and checked after loading, since the KPIs are
     # the insights' (insights/report/target_plan.py).
     targets: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Several collectors over one ClickHouse server (docs/operations.md): a lease decides
+    # which one runs the alerts, the maintenance and the promotion of staged events. Its
+    # holder renews it every third of this; silent for this long, another takes it.
+    lease_ttl_s: int = 30
+    # "auto": on with clickhouse_url, off embedded. On: every writer inserts into
+    # events_staging, and the lease holder moves new ids into events (promote.py).
+    ingest_staging: str = "auto"
+    promote_interval_ms: int = 200
 
     @property
     def data_path(self) -> Path:
@@ -201,6 +209,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def embedded(self) -> bool:
         return not self.clickhouse_url
+
+    @property
+    def staging(self) -> bool:
+        """Events go through events_staging (ingest_staging)."""
+        return self.ingest_staging == "on" or (self.ingest_staging == "auto"
+                                               and not self.embedded)
 
 
 # Tables with a retention TTL and the time it counts from. Aggregates that span days
@@ -381,6 +395,8 @@ def _check(s: Settings) -> None:
         "query_max_execution_s",
         "sql_max_query_bytes",
         "sql_max_concurrency",
+        "lease_ttl_s",
+        "promote_interval_ms",
     ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be positive")
@@ -410,6 +426,10 @@ def _check(s: Settings) -> None:
         raise SettingsError(
             f"event_loop: expected {', '.join(EVENT_LOOPS)}, got {s.event_loop!r}"
         )
+    if s.ingest_staging not in ("auto", "on", "off"):
+        raise SettingsError(f"ingest_staging: expected auto, on or off, got {s.ingest_staging!r}")
+    if s.lease_ttl_s > 3600:
+        raise SettingsError("lease_ttl_s: at most 3600")
     if s.log_format not in ("text", "json"):
         raise SettingsError(f"log_format: expected text or json, got {s.log_format!r}")
     if s.otlp_endpoint and not s.otlp_endpoint.startswith(("http://", "https://")):

@@ -63,6 +63,7 @@ async def test_metrics_reflect_a_batch(server: Running) -> None:
     assert _value(s, "quietly_spool_bytes") == 0
     assert _value(s, "quietly_spool_limit_bytes") == server.collector.spool.max_bytes
     assert _value(s, "quietly_storage_up") == 1
+    assert _value(s, "quietly_leader") == 1  # the embedded store: its one process
     assert _value(s, "quietly_uptime_seconds") > 0
     # Timings: the insert that stored them, and the batch's wait for its fsync.
     assert _value(s, "quietly_insert_duration_seconds_count", table="events") >= 1

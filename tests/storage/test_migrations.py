@@ -125,3 +125,28 @@ def test_a_database_made_by_the_old_migrations_upgrades_to_the_fresh_schema(
     finally:
         store.close()
         fresh.close()
+
+
+def test_a_failed_migration_disconnects_so_the_next_attempt_migrates(
+        tmp_path: Path, chdb_path: Path) -> None:
+    """Connected but half-migrated, a collector would store into a half-built schema and
+    never try again (seen over HTTP): the Store connects only with its preparation done."""
+    from quietly_collector.settings import Settings
+    from quietly_collector.storage.store import StorageError
+
+    calls: list[int] = []
+
+    def prepare(store: Store, settings: Settings) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError("Code: 159. DB::Exception: Timeout exceeded")
+
+    store = Store(make_settings(tmp_path, chdb_path), prepare)
+    try:
+        with pytest.raises(StorageError):
+            store.ensure_ready()
+        assert not store.connected
+        store.ensure_ready()
+        assert store.connected and len(calls) == 2
+    finally:
+        store.close()

@@ -36,8 +36,11 @@ from quietly_collector.storage.deletion import (
     decode_requests,
     deleted_installs,
 )
+from quietly_collector.storage.identity import check_secret
+from quietly_collector.storage.lease import Lease, SoleLease, holder_id
 from quietly_collector.storage.maintenance import GcReport, MaintenanceState, run_gc
 from quietly_collector.storage.migrations import migrate
+from quietly_collector.storage.promote import STAGING_TABLE
 from quietly_collector.storage.store import StorageError, Store
 from quietly_schemas import Catalog, load_catalog
 
@@ -75,6 +78,13 @@ class Collector:
                            settings.max_batches_in_flight_per_project)
         self.limiter = RateLimiter(settings.rate_limit_events_per_s, settings.rate_limit_burst)
         self.maintenance = MaintenanceState()
+        # Who runs alerts, maintenance and the promotion of staged events: the holder of
+        # this lease, any collector (server/leader.py keeps it).
+        self.leader: Lease | SoleLease = (
+            SoleLease("leader") if settings.embedded
+            else Lease(self.store, "leader", settings.lease_ttl_s))
+        # Maintenance and promotion never interleave (both rewrite what the views read).
+        self.promotion = asyncio.Lock()
         self.hooks = Hooks()  # timings and spans for selfobs/ (no-ops without it)
         self.acceptor = Acceptor(self.settings, self.ctx, self.recent, self.lookups,
                                  self.deleted, self.spool, self.share, self.counters,
@@ -90,6 +100,9 @@ class Collector:
             # A server that is down must not stop intake: batches wait in the spool
             # and the writer keeps trying to connect.
             log.warning("ClickHouse unreachable at start, spooling until it is: %s", exc)
+        if not self.settings.embedded and self.store.connected:
+            await asyncio.to_thread(check_secret, self.store, self.credentials.pseudonym_secret,
+                                    holder_id())
         recovery = self.spool.open()
         await self._preload_ids()
         self.writer = Writer(
@@ -105,6 +118,7 @@ class Collector:
             nice=self.settings.storage_nice,
             engine_threads=(EngineThreads(self.settings.storage_nice)
                             if self.settings.embedded else None),
+            events_table=STAGING_TABLE if self.settings.staging else "events",
         )
         self.counters["spool_damaged_records"] += recovery.damaged
         self.counters["spool_torn_bytes"] += recovery.truncated_bytes
@@ -180,11 +194,12 @@ class Collector:
     async def _maintain(self, actor: str, request_id: str) -> GcReport:
         state, store, counters = self.maintenance, self.store, self.counters
         try:
-            if self.writer is not None:
-                async with self.writer.lock:
+            async with self.promotion:
+                if self.writer is not None:
+                    async with self.writer.lock:
+                        report = await asyncio.to_thread(run_gc, store)
+                else:
                     report = await asyncio.to_thread(run_gc, store)
-            else:
-                report = await asyncio.to_thread(run_gc, store)
         except Exception as exc:
             state.last_error = str(exc)[:500]
             counters["gc_failures"] += 1

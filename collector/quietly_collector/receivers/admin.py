@@ -133,6 +133,8 @@ async def get_stats(request: web.Request) -> web.Response:
                 "rows": c.spool.pending_rows,
                 "limit_bytes": c.spool.max_bytes,
             },
+            # Whether this collector holds the leader lease (alerts, maintenance, promotion).
+            "leader": {"held": c.leader.valid(), "epoch": c.leader.epoch},
             "deletions": {
                 "received": c.counters["deletions_received"],
                 "applied": c.counters["deletions_applied"],

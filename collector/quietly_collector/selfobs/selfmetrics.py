@@ -152,6 +152,9 @@ class SelfMetrics:
                     lambda _: [Observation(c.batches_in_flight)])
         self._gauge("quietly.storage.up", "1 when the last insert succeeded, 0 when failing",
                     lambda _: [Observation(int(c.storage_ok))])
+        self._gauge("quietly.leader", "1 while this collector holds the leader lease (alerts,"
+                    " maintenance, promotion of staged events)",
+                    lambda _: [Observation(int(c.leader.valid()))])
 
     # -- timings, one per batch ---------------------------------------------------
     def _record(self) -> None:
@@ -166,7 +169,7 @@ class SelfMetrics:
         hooks = self.collector.hooks
         add = self._pending.append  # deque.append: atomic, also from the writer's thread
         # One attribute dict per label value, made once.
-        tables = {t: {"table": t} for t in ("events", "rejected_events")}
+        tables = {t: {"table": t} for t in ("events", "events_staging", "rejected_events")}
         queues = {q: {"queue": q} for q in ("fsync", "inflight_ids")}
         hooks.insert_seconds = lambda s, t: add((inserts, s, tables.get(t) or {"table": t}))
         hooks.queue_wait = lambda s, q: add((waits, s, queues.get(q) or {"queue": q}))

@@ -22,6 +22,7 @@ from quietly_collector.pipeline.collector import COLLECTOR, Collector
 from quietly_collector.receivers.errors import errors
 from quietly_collector.selfobs.http import setup_telemetry
 from quietly_collector.server.connections import GUARD, ConnectionGuard, guard_connections
+from quietly_collector.server.leader import keep_leader
 from quietly_collector.server.routes import setup_routes
 from quietly_collector.server.tasks import audit_failures, run_maintenance, watch_keys
 from quietly_collector.settings import Settings
@@ -62,7 +63,7 @@ def init_app(settings: Settings, collector: Collector | None = None) -> web.Appl
     app[READING] = Counter()
     app[GUARD] = ConnectionGuard(app[COLLECTOR].counters, settings.write_timeout_s,
                                  settings.max_connections_per_address)
-    app.cleanup_ctx.extend([_lifecycle, run_maintenance, watch_keys, run_alerts,
+    app.cleanup_ctx.extend([_lifecycle, keep_leader, run_maintenance, watch_keys, run_alerts,
                             audit_failures, guard_connections])
     setup_routes(app)
     setup_telemetry(app)  # /metrics, and OTLP export when configured

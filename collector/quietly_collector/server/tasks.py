@@ -31,6 +31,8 @@ async def run_maintenance(app: web.Application) -> AsyncIterator[None]:
                 return
             except TimeoutError:
                 pass
+            if not collector.leader.valid():
+                continue  # another collector holds the leader lease and runs it
             try:
                 await collector.maintain("system")
             except Exception:

@@ -102,6 +102,7 @@ class Writer:
         flush_idle: float = 0.0,
         nice: int = 0,
         engine_threads: EngineThreads | None = None,
+        events_table: str = "events",
     ) -> None:
         self.spool = spool
         self.store = store
@@ -141,6 +142,8 @@ class Writer:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="quietly-writer",
                                             initializer=lower_this_thread, initargs=(nice,))
         self.engine_threads = engine_threads
+        # events_staging when several collectors share the store (storage/promote.py).
+        self.events_table = events_table
 
     async def _in_thread(self, fn: Callable[..., _T], *args: object) -> _T:
         loop = asyncio.get_running_loop()
@@ -258,8 +261,8 @@ class Writer:
         checked_token = f"{token}:checked:{hashlib.blake2b(checked, digest_size=8).hexdigest()}"
         started = time.perf_counter()
         for table, columns, data, tok in (
-            ("events", EVENT_COLUMNS, events, events_token),
-            ("events", EVENT_COLUMNS, checked, checked_token),
+            (self.events_table, EVENT_COLUMNS, events, events_token),
+            (self.events_table, EVENT_COLUMNS, checked, checked_token),
             ("rejected_events", REJECTED_COLUMNS, rejected, token),
         ):
             if not data:

@@ -35,6 +35,9 @@ from quietly_collector.storage.migrations import migration_files, split_statemen
 GLOBAL_TABLES = frozenset({
     "metric_settings", "metric_thresholds", "audit_log",
     "alert_state", "alert_history", "alert_notifications", "schema_migrations",
+    # One lease per name for the whole cluster; one staging table the leader promotes
+    # from (and drops parts of) wherever its rows were inserted.
+    "leases", "events_staging", "pseudonym_keys",
 })
 LOCAL_SUFFIX = "_local"
 _NON_REPLICATED = "non_replicated_deduplication_window"

@@ -76,11 +76,20 @@ class Store:
         return self._writer is not None
 
     def ensure_ready(self) -> None:
-        """Connect and prepare (migrate) if not done yet (ClickHouse was down at start)."""
+        """Connect and prepare (migrate) if not done yet (ClickHouse was down at start).
+        A failed preparation disconnects again: the next call retries it, rather than
+        storing into a half-built schema."""
         if self._writer is None:
             self.connect()
             if self._prepare is not None:
-                self._prepare(self, self.settings)
+                try:
+                    self._prepare(self, self.settings)
+                except BaseException:
+                    writer: Any = self._writer
+                    self._writer = None
+                    with contextlib.suppress(Exception):
+                        writer.close()
+                    raise
 
     def connect(self) -> None:
         admin = make_client(self.settings, None)
@@ -175,10 +184,12 @@ class Store:
             return columns, rows
         return [str(r[0]) for r in described], rows
 
-    def command(self, sql: str) -> Any:
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
+        """A statement on a reader's client (never the writer's, which belongs to the
+        writer's thread): DDL, leases, the promotion of staged events."""
         if self._writer is None:
             raise StorageError("ClickHouse is not reachable yet")
-        return self._reader.call(lambda c: c.command(sql))
+        return self._reader.call(lambda c: c.command(sql, settings=settings))
 
     def ping(self) -> bool:
         """On a client of its own: a long metrics query never makes /readyz wait."""

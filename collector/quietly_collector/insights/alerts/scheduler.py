@@ -27,6 +27,7 @@ from quietly_collector.storage.store import Store
 
 log = logging.getLogger("quietly.alerts")
 # The scheduler and an admin-triggered check must not both notify one change.
+ALERT_LEASE_MARGIN_S = 1.0
 _LOCKS: weakref.WeakKeyDictionary[Store, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -136,6 +137,10 @@ async def run_alerts(app: web.Application) -> AsyncIterator[None]:
                 return
             except TimeoutError:
                 pass
+            # Only the leader lease's holder: with several collectors, one notification.
+            # Some seconds of the lease left, so that it cannot lapse while notifying.
+            if collector.leader.remaining() < ALERT_LEASE_MARGIN_S:
+                continue
             try:
                 if collector.store.connected:
                     await check(collector.store, collector.settings,
