@@ -150,7 +150,9 @@ async def test_faker_corpus_leaves_nothing_in_any_table(
 
     # Beyond events: no table holds a piece of any value that events do not (the
     # rejected_events reasons, aggregates, the audit log).
-    others = "\n".join(v for t, v in _every_table(server).items() if t != "events")
+    # (schema_migrations holds the collector's own file names, 0017_scale_out.sql: no event data)
+    others = "\n".join(v for t, v in _every_table(server).items()
+                       if t not in ("events", "schema_migrations"))
     other_tokens = _tokens(others)
     for case in corpus:
         pieces = {p for p in _tokens(case.plain) if len(p) >= 4}
