@@ -98,10 +98,10 @@ async def test_nothing_sent_to_sql_changes_the_collectors_own_queries(server: Ru
 async def test_a_long_query_is_stopped_and_nothing_waits_behind_it(
     tmp_path: Path, chdb_path: Path
 ) -> None:
-    # The long queries run 6 s: a page that waited behind them would take over 5 s, while
+    # The long queries run 10 s: a page that waited behind them would take over 9 s, while
     # one that shares the cores with them takes its own time (the executive dashboard
-    # runs some 30 queries: 1-3.5 s with both cores busy).
-    settings = make_settings(tmp_path, chdb_path, sql_max_execution_s=6, sql_max_concurrency=2)
+    # runs some 30 queries: 1-5 s with both cores busy).
+    settings = make_settings(tmp_path, chdb_path, sql_max_execution_s=10, sql_max_concurrency=2)
     server = await start(settings)
     try:
         started = time.monotonic()
@@ -116,10 +116,10 @@ async def test_a_long_query_is_stopped_and_nothing_waits_behind_it(
             status, _ = await _get(server, path)
             waits.append(time.monotonic() - t)
             assert status == 200, path
-        assert max(waits) < 4.5, waits
+        assert max(waits) < 7.5, waits
         for status, result in await asyncio.gather(*long):
             assert status == 400 and "Timeout exceeded" in result["error"], result
-        assert time.monotonic() - started < 11
+        assert time.monotonic() - started < 16
     finally:
         await stop(server)
 
