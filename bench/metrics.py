@@ -156,6 +156,11 @@ def print_report(result: dict[str, Any]) -> None:
         lines.append(f"        {len(t['ratio_out_of_reach'])} of the misses cannot reach"
                      f" {TARGET_RATIO:.0f}x on this engine (raw < {TARGET_RATIO:.0f} x floor): "
                      + ", ".join(t["ratio_out_of_reach"]))
+    if t.get("by_out_of_reach"):
+        lines.append(f"        {len(t['by_out_of_reach'])} of the misses cannot be within"
+                     f" {TARGET_BY_RATIO:.0f}x here (the segments alone,"
+                     f" {result['worker']['floor_ms']['segments']:.1f} ms, are over"
+                     f" {TARGET_BY_RATIO - 1:.0f}x the view): " + ", ".join(t["by_out_of_reach"]))
     if t["mismatches"]:
         lines.append(f"  FAIL  {len(t['mismatches'])} view(s) disagree with the raw table: "
                      + ", ".join(t["mismatches"]))
@@ -269,6 +274,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "view_ms_met": sum(q["ok_view_ms"] for q in queries),
             "ratio_out_of_reach": [f"{q['metric']} ({q['window']})" for q in queries
                                    if q["max_ratio"] < TARGET_RATIO],
+            "by_out_of_reach": [f"{q['metric']} ({q['window']})" for q in queries
+                                if not q["ok_by"] and not q.get("by_in_reach", True)],
             "mismatches": [f"{q['metric']} ({q['window']})" for q in queries
                            if q["check"]["status"] == "MISMATCH"],
         },

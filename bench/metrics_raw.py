@@ -323,6 +323,10 @@ ORDER BY month, app""",
 RAW.update(RAW_FLOWS)
 
 
+# Views that read the raw events table themselves (no aggregate behind them).
+RAW_VIEWS = ("delivery",)
+
+
 # Views with a period parameter (metrics.PERIOD_VIEWS; not imported: the benchmark's
 # parent process loads no collector code).
 PERIOD_VIEWS = ("lifecycle", "active_days")
@@ -331,5 +335,4 @@ PERIOD_VIEWS = ("lifecycle", "active_days")
 def view_sql(metric: str) -> str:
     period = ", period = {period:String}" if metric in PERIOD_VIEWS else ""
     return (f"SELECT * FROM metric_{metric}(since = {{since:Date}}, until = {{until:Date}},"
-            f" app = {{app:String}}{period}, by = {{by:Array(String)}},"
-            " where = {where:Array(String)})")
+            f" app = {{app:String}}{period})")

@@ -144,8 +144,7 @@ def test_experiment_matches_python_and_finds_the_known_effect(
     assert all(r["srm_p_value"] < 0.001 and r["srm_mismatch"] for r in pricing)
     # An SQL user gets the same list of running experiments from the view.
     direct = server.store.query(
-        "SELECT count() FROM metric_experiments(since = {s:Date}, until = {u:Date}, app = '',"
-        " by = [], where = [])",
+        "SELECT count() FROM metric_experiments(since = {s:Date}, until = {u:Date}, app = '')",
         {"s": truth.START, "u": truth.END})
     assert direct[1][0][0] == len(_rows(server, "experiments"))
 

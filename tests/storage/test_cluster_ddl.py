@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from quietly_collector.commands.main import main
-from quietly_collector.insights.metrics import METRICS, NOT_VIEWS, PERIOD_VIEWS
+from quietly_collector.insights.metrics import METRICS, NOT_VIEWS, PERIOD_VIEWS, UNSEGMENTED
 from quietly_collector.storage.cluster_ddl import (
     GLOBAL_TABLES,
     cluster_statements,
@@ -133,15 +133,20 @@ def test_on_one_shard_every_metric_view_gives_the_single_node_answer(single: Sto
         single.command(f"INSERT INTO {db}.{table} SELECT * FROM {single.database}.{table}")
     single.command(EVENTS.format(t="events"))
     single.command(EVENTS.format(t=f"{db}.events_local"))
-    params = "since = '2026-10-01', until = '2027-12-31', app = '', by = [], where = []"
+    params = "since = '2026-10-01', until = '2027-12-31', app = ''"
     for name in METRICS:
         if name in NOT_VIEWS:
             continue
         period = ", period = 'week'" if name in PERIOD_VIEWS else ""
-        query = f"SELECT * FROM {{db}}metric_{name}({params}{period}) ORDER BY ALL"
-        expected = single.query(query.format(db=""))
-        assert expected[1], name  # the data reaches every metric
-        assert single.query(query.format(db=f"{db}.")) == expected, name
+        # Each plain view, and its _by view with a breakdown (UNSEGMENTED have none).
+        views = [f"metric_{name}({params}{period})"]
+        if name not in UNSEGMENTED:
+            views.append(f"metric_{name}_by({params}{period}, by = ['platform'], where = [])")
+        for view in views:
+            query = f"SELECT * FROM {{db}}{view} ORDER BY ALL"
+            expected = single.query(query.format(db=""))
+            assert expected[1], view  # the data reaches every metric
+            assert single.query(query.format(db=f"{db}.")) == expected, view
 
 
 def test_cli_prints_the_script_and_refuses_a_bad_name(

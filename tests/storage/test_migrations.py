@@ -11,6 +11,7 @@ from quietly_collector.storage.migrations import (
     migrate,
     migration_files,
     split_statements,
+    view_statements,
     views_sql,
 )
 from quietly_collector.storage.store import Store
@@ -75,16 +76,24 @@ def test_views_have_one_current_definition_outside_the_numbered_migrations() -> 
     for _, name, sql in migration_files():
         for stmt in split_statements(sql):
             assert not view.match(stmt), f"{name} defines a view: {stmt[:60]}"
-    names = [re.match(r"CREATE OR REPLACE VIEW (metric_\w+) AS", s) for s in
-             split_statements(views_sql())]
-    assert all(names)
-    defined = [m.group(1) for m in names if m]
-    assert len(defined) == len(set(defined))
-    from quietly_collector.insights.metrics import METRICS, NOT_VIEWS
+    from quietly_collector.insights.metrics import METRICS, NOT_VIEWS, UNSEGMENTED
 
-    # metric_install_segments: each install's segments, joined by every metric view.
-    assert set(defined) == {f"metric_{m}" for m in METRICS if m not in NOT_VIEWS} | {
-        "metric_install_segments"}
+    def names(statements: list[str]) -> list[str]:
+        found = [re.match(r"CREATE OR REPLACE VIEW (metric_\w+) AS", s) for s in statements]
+        assert all(found)
+        return [m.group(1) for m in found if m]
+
+    # views.sql writes each segmented view once, as metric_<name>_by;
+    # metric_install_segments: each install's segments, joined by those.
+    written = names(split_statements(views_sql()))
+    assert len(written) == len(set(written))
+    views = [m for m in METRICS if m not in NOT_VIEWS]
+    assert set(written) == {f"metric_{m}_by" for m in views if m not in UNSEGMENTED} | {
+        f"metric_{m}" for m in views if m in UNSEGMENTED} | {"metric_install_segments"}
+    # ... and the store gets the plain metric_<name> of each, derived from it.
+    made = names(view_statements())
+    assert len(made) == len(set(made))
+    assert set(made) == set(written) | {f"metric_{m}" for m in views}
 
 
 def _schema(store: Store) -> dict[str, tuple[str, str]]:

@@ -113,7 +113,7 @@ def test_a_resend_to_the_other_collector_is_stored_and_counted_once(
     so.settled(ch, [a, b])
     assert stored() == 42
     day = ts.date().isoformat()
-    q = f"(since = '{day}', until = '{day}', app = '{app}', by = [], where = [])"
+    q = f"(since = '{day}', until = '{day}', app = '{app}')"
     assert ch.query(f"SELECT sum(uses) FROM metric_feature_adoption{q}").result_rows == [(30,)]
     assert ch.query(f"SELECT sum(all_deployments) FROM metric_deployments{q}"
                     ).result_rows == [(12,)]

@@ -119,8 +119,9 @@ ANSWERED = [
     "SELECT name, type FROM system.columns WHERE database = currentDatabase()"
     " AND table = 'events'",
     "SELECT name, engine FROM system.tables WHERE database = currentDatabase()",
-    "SELECT * FROM metric_dau(since = '2026-11-01', until = '2026-11-30', app = '',"
-    " by = [], where = [])",
+    "SELECT * FROM metric_dau(since = '2026-11-01', until = '2026-11-30', app = '')",
+    "SELECT * FROM metric_dau_by(since = '2026-11-01', until = '2026-11-30', app = '',"
+    " by = ['channel'], where = [])",
     "SELECT number FROM numbers(3) ARRAY JOIN [1, 2] AS x",
     "SELECT row_number() OVER (ORDER BY number) FROM numbers(2)",
     "SELECT toStartOfWeek(now(), 1), now() - INTERVAL 1 DAY, CAST(1 AS String), 1::String",

@@ -227,7 +227,11 @@ def _answer(store: Store, q: Query, scope: str | None) -> tuple[list[str], list[
     else:
         if q.metric in PERIOD_VIEWS:
             params["period"] = q.period
-        cols, raw = _view(store, f"metric_{q.metric}", params, settings)
+        # The plain view has no join to the segments (storage/views.py): most calls.
+        name = f"metric_{q.metric}_by" if q.by or q.where else f"metric_{q.metric}"
+        if not (q.by or q.where):
+            del params["by"], params["where"]
+        cols, raw = _view(store, name, params, settings)
     columns, rows = segments.name_columns(cols, [[_plain(v) for v in r] for r in raw], q.by)
     if q.metric == "retention" and q.by:
         rows = segments.pool_cohorts(columns, rows, q.by)
@@ -321,17 +325,21 @@ def _funnel(
         conds.append(cond)
     params["window"] = q.window_s
     params["events"] = sorted({p for k, p in params.items() if re.fullmatch(r"e\d+", k)})
+    # The join to the segments only with a breakdown or filter: it costs even empty.
+    join = (" ANY LEFT JOIN metric_install_segments(until = {until:Date},"
+            " by = {by:Array(String)}, where = {where:Array(String)}) AS g"
+            " ON g.project = t.f_project AND g.app = t.f_app"
+            " AND g.install_hash = t.install_hash"
+            " WHERE level > 0 AND (empty({where:Array(String)}) OR g.matched = 1)"
+            " GROUP BY level, g.seg1 AS seg1, g.seg2 AS seg2"
+            if q.by or q.where else " WHERE level > 0 GROUP BY level, '' AS seg1, '' AS seg2")
     _, rows = store.query(
         "SELECT level, seg1, seg2, count() FROM (SELECT install_hash, any(project) AS f_project,"
         " any(app) AS f_app,"
         f" windowFunnel({{window:UInt64}})(toDateTime(ts), {', '.join(conds)}) AS level"
         " FROM events WHERE toDate(ts) BETWEEN {since:Date} AND {until:Date}"
         " AND ({app:String} = '' OR app = {app:String}) AND event IN {events:Array(String)}"
-        " GROUP BY install_hash) AS t ANY LEFT JOIN metric_install_segments(until ="
-        " {until:Date}, by = {by:Array(String)}, where = {where:Array(String)}) AS g"
-        " ON g.project = t.f_project AND g.app = t.f_app AND g.install_hash = t.install_hash"
-        " WHERE level > 0 AND (empty({where:Array(String)}) OR g.matched = 1)"
-        " GROUP BY level, seg1, seg2 ORDER BY seg1, seg2",
+        f" GROUP BY install_hash) AS t{join} ORDER BY seg1, seg2",
         params, settings,
     )
     cells: dict[tuple[str, str], dict[int, int]] = {}

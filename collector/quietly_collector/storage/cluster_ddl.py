@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from quietly_collector.settings import RETENTION_COLUMNS, Settings, retention_of
-from quietly_collector.storage.migrations import migration_files, split_statements, views_sql
+from quietly_collector.storage.migrations import migration_files, split_statements, view_statements
 
 # Written by the collector as a whole, small, not per install: one copy per node.
 GLOBAL_TABLES = frozenset({
@@ -103,7 +103,7 @@ def cluster_statements(cluster: str, database: str = "quietly",
         out.append(Statement(
             f"INSERT INTO {t.q('schema_migrations')} (version, name) VALUES ({version}, '{name}')",
             name, "recorded, so `quietly migrate` and the collector find nothing to apply"))
-    for stmt in split_statements(views_sql()):
+    for stmt in view_statements():
         out += [Statement(s, "views.sql") for s in transform(stmt.rstrip(";"), t, sharded)]
     return out
 

@@ -17,6 +17,7 @@ from quietly_collector.storage.lease import Lease
 from quietly_collector.storage.metric_config import write_metric_settings
 from quietly_collector.storage.retention import apply_retention
 from quietly_collector.storage.store import StorageError, Store
+from quietly_collector.storage.views import expand
 
 log = logging.getLogger("quietly.migrations")
 # How long a start waits for another collector's migrations (0009's backfill of a
@@ -52,6 +53,12 @@ def views_sql() -> str:
     """The one current definition of every metric view (CREATE OR REPLACE VIEW)."""
     return (resources.files("quietly_collector.storage") / "sql" / "views.sql").read_text(
         encoding="utf-8")
+
+
+def view_statements() -> list[str]:
+    """The statements making the metric views: each ``_by`` view of views.sql and the
+    plain view derived from it (storage/views.py)."""
+    return expand(split_statements(views_sql()))
 
 
 def split_statements(sql: str) -> list[str]:
@@ -135,7 +142,7 @@ def _migrate(store: Store, settings: Settings, lease: Lease | None) -> list[str]
         applied.append(name)
     # Every time: a view's definition changes without a migration, and an old database
     # gets the same views as a fresh one.
-    for stmt in split_statements(views_sql()):
+    for stmt in view_statements():
         store.command(stmt.rstrip(";"))
     apply_retention(store, settings)
     write_metric_settings(store, settings)

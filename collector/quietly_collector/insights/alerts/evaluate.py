@@ -70,8 +70,7 @@ def projects_seen(store: Store, since: date) -> list[str]:
 def apps_seen(store: Store, since: date, until: date, project: str) -> list[str]:
     # Through the view, not its table: the aggregate tables change between migrations.
     _, rows = store.query(
-        "SELECT DISTINCT app FROM metric_dau(since = {s:Date}, until = {u:Date}, app = '',"
-        " by = [], where = [])"
+        "SELECT DISTINCT app FROM metric_dau(since = {s:Date}, until = {u:Date}, app = '')"
         " ORDER BY app", {"s": since, "u": until}, scope_settings(store, project))
     return [str(r[0]) for r in rows]
 

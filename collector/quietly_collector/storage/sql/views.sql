@@ -44,8 +44,8 @@ FROM
 WHERE arrayAll(k -> has({where:Array(String)}, concat(k, '=', segs[k])), where_segments);
 
 -- An install's active days, already one row per (app, install, project) once FINAL.
-CREATE OR REPLACE VIEW metric_dau AS
-SELECT day, app, seg1, seg2, count() AS users
+CREATE OR REPLACE VIEW metric_dau_by AS
+SELECT day, app, g.seg1 AS seg1, g.seg2 AS seg2, count() AS users
 FROM agg_active_days_v2 AS t FINAL
 ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                        where = {where:Array(String)}) AS g
@@ -59,7 +59,7 @@ ORDER BY day, app, seg1, seg2;
 -- Each install's active days become the intervals [day, day + 7) they make it count
 -- in; a running sum over interval starts and ends gives every day's users in one
 -- pass over one row per install (FINAL).
-CREATE OR REPLACE VIEW metric_wau AS
+CREATE OR REPLACE VIEW metric_wau_by AS
 SELECT day, app, seg1, seg2, toUInt64(arrayCumSum(s.2)[arrayLastIndex(k -> k <= day, s.1)]) AS users
 FROM
 (
@@ -69,7 +69,7 @@ FROM
                               arrayWithConstant(length(ends), -1))) AS s
     FROM
     (
-        SELECT app, seg1, seg2,
+        SELECT app, g.seg1 AS seg1, g.seg2 AS seg2,
                arraySort(arrayFilter(d -> d BETWEEN subtractDays({since:Date}, 6) AND {until:Date},
                                      days)) AS ds,
                arrayFilter((a, prev) -> a > addDays(prev, 7), ds,
@@ -94,7 +94,7 @@ WHERE users > 0
 ORDER BY day, app, seg1, seg2;
 
 -- As metric_wau, with 30-day intervals.
-CREATE OR REPLACE VIEW metric_mau AS
+CREATE OR REPLACE VIEW metric_mau_by AS
 SELECT day, app, seg1, seg2, toUInt64(arrayCumSum(s.2)[arrayLastIndex(k -> k <= day, s.1)]) AS users
 FROM
 (
@@ -104,7 +104,7 @@ FROM
                               arrayWithConstant(length(ends), -1))) AS s
     FROM
     (
-        SELECT app, seg1, seg2,
+        SELECT app, g.seg1 AS seg1, g.seg2 AS seg2,
                arraySort(arrayFilter(d -> d BETWEEN subtractDays({since:Date}, 29) AND {until:Date},
                                      days)) AS ds,
                arrayFilter((a, prev) -> a > addDays(prev, 30), ds,
@@ -128,18 +128,18 @@ ARRAY JOIN arrayMap(i -> addDays({since:Date}, i),
 WHERE users > 0
 ORDER BY day, app, seg1, seg2;
 
-CREATE OR REPLACE VIEW metric_stickiness AS
+CREATE OR REPLACE VIEW metric_stickiness_by AS
 SELECT d.day AS day, d.app AS app, d.seg1 AS seg1, d.seg2 AS seg2, d.users AS dau,
        m.users AS mau, round(d.users / m.users, 4) AS ratio
-FROM metric_dau(since = {since:Date}, until = {until:Date}, app = {app:String},
+FROM metric_dau_by(since = {since:Date}, until = {until:Date}, app = {app:String},
                 by = {by:Array(String)}, where = {where:Array(String)}) AS d
-INNER JOIN metric_mau(since = {since:Date}, until = {until:Date}, app = {app:String},
+INNER JOIN metric_mau_by(since = {since:Date}, until = {until:Date}, app = {app:String},
                       by = {by:Array(String)}, where = {where:Array(String)}) AS m
     ON d.day = m.day AND d.app = m.app AND d.seg1 = m.seg1 AND d.seg2 = m.seg2
 ORDER BY day, app, seg1, seg2;
 
-CREATE OR REPLACE VIEW metric_sessions AS
-SELECT toDate(first_ts) AS day, app, seg1, seg2,
+CREATE OR REPLACE VIEW metric_sessions_by AS
+SELECT toDate(first_ts) AS day, app, g.seg1 AS seg1, g.seg2 AS seg2,
        count() AS sessions,
        round(avg(if(ended_ms > 0, ended_ms / 1000, dateDiff('millisecond', first_ts, last_ts) / 1000)), 3)
            AS avg_duration_s,
@@ -158,7 +158,7 @@ ORDER BY day, app, seg1, seg2;
 
 -- Users of a feature in the window: (app, feature, install) rows, one per key once
 -- FINAL, whose map has uses on a day in it.
-CREATE OR REPLACE VIEW metric_feature_adoption AS
+CREATE OR REPLACE VIEW metric_feature_adoption_by AS
 SELECT f.feature AS feature, f.app AS app, f.seg1 AS seg1, f.seg2 AS seg2, f.f_users AS users,
        a.active_users AS active_users, round(f.f_users / a.active_users, 4) AS adoption_rate,
        f.f_uses AS uses, round(f.f_uses / f.f_users, 3) AS uses_per_user
@@ -167,7 +167,7 @@ FROM
     SELECT app, feature, seg1, seg2, countIf(n > 0) AS f_users, sum(n) AS f_uses
     FROM
     (
-        SELECT app, feature, seg1, seg2,
+        SELECT app, feature, g.seg1 AS seg1, g.seg2 AS seg2,
                arraySum((d, c) -> if(d BETWEEN {since:Date} AND {until:Date}, c, 0),
                         mapKeys(uses), mapValues(uses)) AS n
         FROM agg_features_v2 AS t FINAL
@@ -181,7 +181,7 @@ FROM
 ) AS f
 INNER JOIN
 (
-    SELECT app, seg1, seg2, uniqExact(install_hash) AS active_users
+    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, uniqExact(install_hash) AS active_users
     FROM agg_active_days_v2 AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                            where = {where:Array(String)}) AS g
@@ -195,13 +195,13 @@ ORDER BY app, seg1, seg2, users DESC, feature;
 -- Distinct features per install counted by their 64-bit hash (a set of strings
 -- cost twice as much; 20-odd feature names do not collide), and "used in the
 -- window" tested with arrayExists instead of summing the window's uses.
-CREATE OR REPLACE VIEW metric_feature_breadth AS
+CREATE OR REPLACE VIEW metric_feature_breadth_by AS
 SELECT a.app AS app, a.seg1 AS seg1, a.seg2 AS seg2, a.active_users AS active_users,
        b.feature_users AS feature_users, b.users_3plus AS users_3plus_features,
        round(b.users_3plus / a.active_users, 4) AS rate_3plus_features
 FROM
 (
-    SELECT app, seg1, seg2, uniqExact(install_hash) AS active_users
+    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, uniqExact(install_hash) AS active_users
     FROM agg_active_days_v2 AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                            where = {where:Array(String)}) AS g
@@ -215,7 +215,7 @@ LEFT JOIN
     SELECT app, seg1, seg2, count() AS feature_users, countIf(n_features >= 3) AS users_3plus
     FROM
     (
-        SELECT app, seg1, seg2, install_hash, uniqExact(cityHash64(feature)) AS n_features
+        SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, install_hash, uniqExact(cityHash64(feature)) AS n_features
         FROM agg_features_v2 AS t
         ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                                where = {where:Array(String)}) AS g
@@ -230,7 +230,7 @@ ORDER BY app, seg1, seg2;
 
 -- The activation event's sessions, one row per key once FINAL; ANY keeps one match
 -- per first session even if that session was also reported under a second project.
-CREATE OR REPLACE VIEW metric_activation AS
+CREATE OR REPLACE VIEW metric_activation_by AS
 SELECT toDate(f.first_start) AS day, f.app AS app, f.seg1 AS seg1, f.seg2 AS seg2,
        count() AS new_installs,
        countIf(e.n > 0) AS activated_installs,
@@ -259,7 +259,7 @@ ORDER BY day, app, seg1, seg2;
 
 -- Monthly cohorts (months 1, 2, 3, 6, 12) and 30/90-day retention and churn, over one
 -- row per install built from its days arrays.
-CREATE OR REPLACE VIEW metric_retention AS
+CREATE OR REPLACE VIEW metric_retention_by AS
 SELECT cohort, period, seg1, seg2, cohort_users, retained_users,
        round(retained_users / cohort_users, 4) AS rate,
        round(1 - retained_users / cohort_users, 4) AS churn_rate
@@ -273,7 +273,7 @@ FROM
                AS retained_users
     FROM
     (
-        SELECT install_hash, seg1, seg2, min(arrayMin(days)) AS first_day,
+        SELECT install_hash, g.seg1 AS seg1, g.seg2 AS seg2, min(arrayMin(days)) AS first_day,
                max(arrayMax(days)) AS last_day, toRelativeMonthNum(first_day) AS m0,
                groupUniqArrayArray(arrayMap(d -> toRelativeMonthNum(d), days)) AS months
         FROM agg_active_days_v2 AS t
@@ -291,7 +291,7 @@ FROM
 )
 ORDER BY cohort, ord, seg1, seg2;
 
-CREATE OR REPLACE VIEW metric_crash_rate AS
+CREATE OR REPLACE VIEW metric_crash_rate_by AS
 SELECT toDate(start) AS day, app, seg1, seg2,
        count() AS sessions,
        countIf(s_crashes > 0) AS crashed_sessions,
@@ -304,7 +304,7 @@ SELECT toDate(start) AS day, app, seg1, seg2,
 FROM
 (
     -- Renamed, so the crashes column cannot be confused with the crashes result.
-    SELECT app, seg1, seg2, install_hash, first_ts AS start, crashes AS s_crashes,
+    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, install_hash, first_ts AS start, crashes AS s_crashes,
            errors AS s_errors
     FROM agg_sessions AS t FINAL
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -319,7 +319,7 @@ ORDER BY day, app, seg1, seg2;
 -- Without segments, the rollup (no installs, one digest per app version and day);
 -- with a breakdown or a filter, the per-install digests joined to their segments.
 -- Each branch's condition is a constant, so only one of them reads.
-CREATE OR REPLACE VIEW metric_performance AS
+CREATE OR REPLACE VIEW metric_performance_by AS
 SELECT p.operation AS operation, p.measure AS measure,
        multiIf(p.measure = 'memory_mb', 'MB', p.measure = 'cpu_pct', '%', 'ms') AS unit,
        p.app_version AS app_version, p.seg1 AS seg1, p.seg2 AS seg2, p.n AS samples,
@@ -342,7 +342,7 @@ FROM
     GROUP BY operation, measure, app_version
     UNION ALL
     SELECT toString(operation) AS operation, toString(measure) AS measure,
-           toString(app_version) AS app_version, seg1, seg2, sum(samples) AS n,
+           toString(app_version) AS app_version, g.seg1 AS seg1, g.seg2 AS seg2, sum(samples) AS n,
            uniqExact(install_hash) AS installs, quantilesTDigestMerge(0.5, 0.95, 0.99)(q) AS q
     FROM agg_performance AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -357,7 +357,7 @@ ORDER BY operation, measure, app_version, seg1, seg2;
 
 -- Per job, over installs that first met the job between since and until: one
 -- (app, job, install) row once FINAL; both surveys in one pass over agg_surveys.
-CREATE OR REPLACE VIEW metric_jobs AS
+CREATE OR REPLACE VIEW metric_jobs_by AS
 SELECT j.job AS job, j.seg1 AS seg1, j.seg2 AS seg2, j.users AS users,
        j.started_users AS started_users, j.completed_users AS completed_users,
        if(j.started_users > 0, round(j.completed_after_start / j.started_users, 4), NULL)
@@ -407,14 +407,14 @@ LEFT JOIN
 ORDER BY job, seg1, seg2
 SETTINGS join_use_nulls = 1;
 
-CREATE OR REPLACE VIEW metric_nps AS
+CREATE OR REPLACE VIEW metric_nps_by AS
 SELECT period, seg1, seg2, n_respondents AS respondents, n_responses AS responses,
        n_promoters AS promoters, n_detractors AS detractors,
        n_responses - n_promoters - n_detractors AS passives,
        round(100 * (n_promoters - n_detractors) / n_responses, 1) AS nps
 FROM
 (
-    SELECT toStartOfMonth(day) AS period, seg1, seg2,
+    SELECT toStartOfMonth(day) AS period, g.seg1 AS seg1, g.seg2 AS seg2,
            uniqExactIf(install_hash, responses > 0) AS n_respondents,
            sum(responses) AS n_responses, sum(promoters) AS n_promoters,
            sum(detractors) AS n_detractors
@@ -428,10 +428,10 @@ FROM
 )
 ORDER BY period, seg1, seg2;
 
-CREATE OR REPLACE VIEW metric_deployments AS
+CREATE OR REPLACE VIEW metric_deployments_by AS
 WITH splitByChar(',', (SELECT any(value) FROM metric_settings WHERE key = 'production_environments'))
     AS production
-SELECT toStartOfMonth(day) AS month, app, seg1, seg2,
+SELECT toStartOfMonth(day) AS month, app, g.seg1 AS seg1, g.seg2 AS seg2,
        sumIf(successes, has(production, environment)) AS successful_production_deployments,
        sumIf(deployments, has(production, environment)) AS production_deployments,
        sum(deployments) AS all_deployments,
@@ -450,7 +450,7 @@ ORDER BY month, app, seg1, seg2;
 -- for every period it was active in, or the one after (dormant), its status. Periods
 -- are whole: every period starting from the one holding `since` up to `until`.
 -- An install's first period comes from all its history, so `new` is exact.
-CREATE OR REPLACE VIEW metric_lifecycle AS
+CREATE OR REPLACE VIEW metric_lifecycle_by AS
 SELECT p AS period_start, app, seg1, seg2,
        countIf(active AND p = first) AS new,
        countIf(active AND p != first AND was) AS returning,
@@ -487,11 +487,11 @@ ORDER BY period_start, app, seg1, seg2;
 
 -- Stickiness as a histogram: installs by the number of distinct days they were active
 -- in each week (1-7) or month (1-31), whole periods as in metric_lifecycle.
-CREATE OR REPLACE VIEW metric_active_days AS
+CREATE OR REPLACE VIEW metric_active_days_by AS
 SELECT period_start, app, seg1, seg2, days_active, count() AS users
 FROM
 (
-    SELECT app, seg1, seg2, install_hash, if({period:String} = 'month', toStartOfMonth(d), toMonday(d)) AS period_start,
+    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, install_hash, if({period:String} = 'month', toStartOfMonth(d), toMonday(d)) AS period_start,
            toUInt8(uniqExact(d)) AS days_active
     FROM agg_active_days_v2 AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -508,8 +508,8 @@ GROUP BY period_start, app, seg1, seg2, days_active
 ORDER BY period_start, app, seg1, seg2, days_active;
 
 -- build_finished per day: success rate and the exact p95 of the durations sent.
-CREATE OR REPLACE VIEW metric_builds AS
-SELECT day, app, seg1, seg2, sum(builds) AS builds, sum(successes) AS successful_builds,
+CREATE OR REPLACE VIEW metric_builds_by AS
+SELECT day, app, g.seg1 AS seg1, g.seg2 AS seg2, sum(builds) AS builds, sum(successes) AS successful_builds,
        round(successful_builds / builds, 4) AS success_rate,
        if(sum(length(durations)) > 0, toFloat64(quantileExactArray(0.95)(durations)), NULL)
            AS p95_duration_ms,
@@ -525,7 +525,7 @@ ORDER BY day, app, seg1, seg2;
 
 -- Running experiments: those with installs first exposed between since and until
 -- (an install counts in the variant of its first exposure, once per project).
-CREATE OR REPLACE VIEW metric_experiments AS
+CREATE OR REPLACE VIEW metric_experiments_by AS
 SELECT experiment, app, seg1, seg2, arrayStringConcat(arraySort(groupUniqArray(variant)), ', ') AS variants,
        count() AS exposed_users, toDate(min(first)) AS first_exposure,
        toDate(max(first)) AS last_exposure
