@@ -331,7 +331,7 @@ def _funnel(
             " ON g.project = t.f_project AND g.app = t.f_app"
             " AND g.install_hash = t.install_hash"
             " WHERE level > 0 AND (empty({where:Array(String)}) OR g.matched = 1)"
-            " GROUP BY level, g.seg1 AS seg1, g.seg2 AS seg2"
+            " GROUP BY level, if(g.matched = 1, g.seg1, 'unknown') AS seg1, g.seg2 AS seg2"
             if q.by or q.where else " WHERE level > 0 GROUP BY level, '' AS seg1, '' AS seg2")
     _, rows = store.query(
         "SELECT level, seg1, seg2, count() FROM (SELECT install_hash, any(project) AS f_project,"

@@ -1,51 +1,74 @@
 -- The current definition of every metric view, applied after the numbered migrations
 -- on every start and every `quietly migrate` (CREATE OR REPLACE: idempotent). The
 -- numbered migrations hold tables and materialized views only; change a view here.
--- Parameters of every view: since, until (Date, inclusive), app ('' for every app),
--- by (up to two segment names: columns seg1, seg2; [] for none) and where
--- ('segment=value' filters; [] for none). See docs/metrics.md, "Segments".
+-- Each metric is written once, as metric_<name>_by: parameters since, until (Date,
+-- inclusive), app ('' for every app), by (up to two segment names: columns seg1,
+-- seg2; [] for none) and where ('segment=value' filters; [] for none). The plain
+-- metric_<name>(since, until, app) is derived from it without the join to the
+-- segments (storage/views.py says how, and the conventions this file keeps for it).
+-- See docs/metrics.md, "Segments".
 
 -- Each install's segment values. Declared segments keep their first or latest value
 -- (metric_settings 'fixed_segments' lists the first-value ones); tenure is new while
--- the install's first day is under new_install_days before `until`. Empty by and
--- where read nothing: every metric view joins this, and a plain call must cost what
--- it did before segments.
+-- the install's first day is under new_install_days before `until`. Two branches, one
+-- of them reading (their conditions are constants): one `by` and no `where`, the
+-- common breakdown, reads that segment's rows alone (half the time of the other), so
+-- an install that never reported it is absent and the views show it as unknown
+-- (g.matched = 0); otherwise the platform rows, which every install has, bring every
+-- install in, for tenure, filters and two segments.
 CREATE OR REPLACE VIEW metric_install_segments AS
 WITH (SELECT splitByChar(',', any(value)) FROM metric_settings WHERE key = 'fixed_segments')
         AS fixed,
      (SELECT toUInt32OrZero(any(value)) FROM metric_settings WHERE key = 'new_install_days')
         AS new_days,
      arrayMap(w -> splitByChar('=', w)[1], {where:Array(String)}) AS where_segments,
-     arrayDistinct(arrayConcat({by:Array(String)}, where_segments)) AS wanted
-SELECT project, app, install_hash,
-       if(empty({by:Array(String)}), '', segs[{by:Array(String)}[1]]) AS seg1,
-       if(length({by:Array(String)}) < 2, '', segs[{by:Array(String)}[2]]) AS seg2,
-       toUInt8(1) AS matched
+     arrayDistinct(arrayConcat({by:Array(String)}, where_segments)) AS wanted,
+     length({by:Array(String)}) = 1 AND empty({where:Array(String)})
+         AND {by:Array(String)}[1] != 'tenure' AS single,
+     has(fixed, {by:Array(String)}[1]) AS first_kept
+SELECT project, app, install_hash, seg1, seg2, matched
 FROM
 (
     SELECT project, app, install_hash,
-           mapUpdate(mapUpdate(mapFromArrays(wanted, arrayWithConstant(length(wanted), 'unknown')),
-                               mapFromArrays(groupArray(segment), groupArray(value))),
-                     map('tenure', if(min(fd) > subtractDays({until:Date}, new_days), 'new',
-                                      'experienced'))) AS segs
+           if(v = '', 'unknown', v) AS seg1, '' AS seg2, toUInt8(1) AS matched
     FROM
     (
-        SELECT project, app, install_hash, segment,
-               if(has(fixed, segment), argMinMerge(first_value), argMaxMerge(latest_value)) AS v,
-               if(v = '', 'unknown', v) AS value, min(first_day) AS fd
+        SELECT project, app, install_hash,
+               if(first_kept, argMinMergeIf(first_value, first_kept),
+                  argMaxMergeIf(latest_value, NOT first_kept)) AS v
         FROM agg_install_segments
-        -- platform: every install has it, so with its rows every install is here (as
-        -- unknown where it never reported a segment) and tenure has its first day.
-        WHERE notEmpty(wanted) AND (has(wanted, segment) OR segment = 'platform')
-        GROUP BY project, app, install_hash, segment
+        WHERE single AND segment = {by:Array(String)}[1]
+        GROUP BY project, app, install_hash
     )
-    GROUP BY project, app, install_hash
-)
-WHERE arrayAll(k -> has({where:Array(String)}, concat(k, '=', segs[k])), where_segments);
+    UNION ALL
+    SELECT project, app, install_hash,
+           if(empty({by:Array(String)}), '', segs[{by:Array(String)}[1]]) AS seg1,
+           if(length({by:Array(String)}) < 2, '', segs[{by:Array(String)}[2]]) AS seg2,
+           toUInt8(1) AS matched
+    FROM
+    (
+        SELECT project, app, install_hash,
+               mapUpdate(mapUpdate(mapFromArrays(wanted, arrayWithConstant(length(wanted), 'unknown')),
+                                   mapFromArrays(groupArray(segment), groupArray(value))),
+                         map('tenure', if(min(fd) > subtractDays({until:Date}, new_days), 'new',
+                                          'experienced'))) AS segs
+        FROM
+        (
+            SELECT project, app, install_hash, segment,
+                   if(has(fixed, segment), argMinMerge(first_value), argMaxMerge(latest_value)) AS v,
+                   if(v = '', 'unknown', v) AS value, min(first_day) AS fd
+            FROM agg_install_segments
+            WHERE NOT single AND notEmpty(wanted) AND (has(wanted, segment) OR segment = 'platform')
+            GROUP BY project, app, install_hash, segment
+        )
+        GROUP BY project, app, install_hash
+    )
+    WHERE arrayAll(k -> has({where:Array(String)}, concat(k, '=', segs[k])), where_segments)
+);
 
 -- An install's active days, already one row per (app, install, project) once FINAL.
 CREATE OR REPLACE VIEW metric_dau_by AS
-SELECT day, app, g.seg1 AS seg1, g.seg2 AS seg2, count() AS users
+SELECT day, app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, count() AS users
 FROM agg_active_days_v2 AS t FINAL
 ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                        where = {where:Array(String)}) AS g
@@ -69,7 +92,7 @@ FROM
                               arrayWithConstant(length(ends), -1))) AS s
     FROM
     (
-        SELECT app, g.seg1 AS seg1, g.seg2 AS seg2,
+        SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
                arraySort(arrayFilter(d -> d BETWEEN subtractDays({since:Date}, 6) AND {until:Date},
                                      days)) AS ds,
                arrayFilter((a, prev) -> a > addDays(prev, 7), ds,
@@ -104,7 +127,7 @@ FROM
                               arrayWithConstant(length(ends), -1))) AS s
     FROM
     (
-        SELECT app, g.seg1 AS seg1, g.seg2 AS seg2,
+        SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
                arraySort(arrayFilter(d -> d BETWEEN subtractDays({since:Date}, 29) AND {until:Date},
                                      days)) AS ds,
                arrayFilter((a, prev) -> a > addDays(prev, 30), ds,
@@ -139,7 +162,7 @@ INNER JOIN metric_mau_by(since = {since:Date}, until = {until:Date}, app = {app:
 ORDER BY day, app, seg1, seg2;
 
 CREATE OR REPLACE VIEW metric_sessions_by AS
-SELECT toDate(first_ts) AS day, app, g.seg1 AS seg1, g.seg2 AS seg2,
+SELECT toDate(first_ts) AS day, app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
        count() AS sessions,
        round(avg(if(ended_ms > 0, ended_ms / 1000, dateDiff('millisecond', first_ts, last_ts) / 1000)), 3)
            AS avg_duration_s,
@@ -167,7 +190,7 @@ FROM
     SELECT app, feature, seg1, seg2, countIf(n > 0) AS f_users, sum(n) AS f_uses
     FROM
     (
-        SELECT app, feature, g.seg1 AS seg1, g.seg2 AS seg2,
+        SELECT app, feature, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
                arraySum((d, c) -> if(d BETWEEN {since:Date} AND {until:Date}, c, 0),
                         mapKeys(uses), mapValues(uses)) AS n
         FROM agg_features_v2 AS t FINAL
@@ -181,7 +204,7 @@ FROM
 ) AS f
 INNER JOIN
 (
-    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, uniqExact(install_hash) AS active_users
+    SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, uniqExact(install_hash) AS active_users
     FROM agg_active_days_v2 AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                            where = {where:Array(String)}) AS g
@@ -201,7 +224,7 @@ SELECT a.app AS app, a.seg1 AS seg1, a.seg2 AS seg2, a.active_users AS active_us
        round(b.users_3plus / a.active_users, 4) AS rate_3plus_features
 FROM
 (
-    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, uniqExact(install_hash) AS active_users
+    SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, uniqExact(install_hash) AS active_users
     FROM agg_active_days_v2 AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                            where = {where:Array(String)}) AS g
@@ -215,7 +238,7 @@ LEFT JOIN
     SELECT app, seg1, seg2, count() AS feature_users, countIf(n_features >= 3) AS users_3plus
     FROM
     (
-        SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, install_hash, uniqExact(cityHash64(feature)) AS n_features
+        SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, install_hash, uniqExact(cityHash64(feature)) AS n_features
         FROM agg_features_v2 AS t
         ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                                where = {where:Array(String)}) AS g
@@ -237,7 +260,7 @@ SELECT toDate(f.first_start) AS day, f.app AS app, f.seg1 AS seg1, f.seg2 AS seg
        round(activated_installs / new_installs, 4) AS activation_rate
 FROM
 (
-    SELECT app, install_hash, any(g.seg1) AS seg1, any(g.seg2) AS seg2,
+    SELECT app, install_hash, any(if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown')) AS seg1, any(g.seg2) AS seg2,
            argMin(session_hash, first_ts) AS first_session, min(first_ts) AS first_start
     FROM agg_sessions AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -273,7 +296,7 @@ FROM
                AS retained_users
     FROM
     (
-        SELECT install_hash, g.seg1 AS seg1, g.seg2 AS seg2, min(arrayMin(days)) AS first_day,
+        SELECT install_hash, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, min(arrayMin(days)) AS first_day,
                max(arrayMax(days)) AS last_day, toRelativeMonthNum(first_day) AS m0,
                groupUniqArrayArray(arrayMap(d -> toRelativeMonthNum(d), days)) AS months
         FROM agg_active_days_v2 AS t
@@ -304,7 +327,7 @@ SELECT toDate(start) AS day, app, seg1, seg2,
 FROM
 (
     -- Renamed, so the crashes column cannot be confused with the crashes result.
-    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, install_hash, first_ts AS start, crashes AS s_crashes,
+    SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, install_hash, first_ts AS start, crashes AS s_crashes,
            errors AS s_errors
     FROM agg_sessions AS t FINAL
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -342,7 +365,7 @@ FROM
     GROUP BY operation, measure, app_version
     UNION ALL
     SELECT toString(operation) AS operation, toString(measure) AS measure,
-           toString(app_version) AS app_version, g.seg1 AS seg1, g.seg2 AS seg2, sum(samples) AS n,
+           toString(app_version) AS app_version, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, sum(samples) AS n,
            uniqExact(install_hash) AS installs, quantilesTDigestMerge(0.5, 0.95, 0.99)(q) AS q
     FROM agg_performance AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -377,7 +400,7 @@ FROM
            countIf(n_done >= 2) AS repeat_users
     FROM
     (
-        SELECT job, ifNull(g.seg1, '') AS seg1, ifNull(g.seg2, '') AS seg2, starts AS n_starts,
+        SELECT job, ifNull(if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown'), '') AS seg1, ifNull(g.seg2, '') AS seg2, starts AS n_starts,
                completions AS n_done, first_seen AS seen, first_completed AS done
         FROM agg_jobs AS t FINAL
         ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -390,7 +413,7 @@ FROM
 ) AS j
 LEFT JOIN
 (
-    SELECT job, ifNull(g.seg1, '') AS seg1, ifNull(g.seg2, '') AS seg2,
+    SELECT job, ifNull(if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown'), '') AS seg1, ifNull(g.seg2, '') AS seg2,
            round(sumIf(score_sum, survey = 'job_satisfaction')
                  / nullIf(sumIf(responses, survey = 'job_satisfaction'), 0), 3) AS avg_satisfaction,
            round(sumIf(score_sum, survey = 'suggestion_relevance')
@@ -414,7 +437,7 @@ SELECT period, seg1, seg2, n_respondents AS respondents, n_responses AS response
        round(100 * (n_promoters - n_detractors) / n_responses, 1) AS nps
 FROM
 (
-    SELECT toStartOfMonth(day) AS period, g.seg1 AS seg1, g.seg2 AS seg2,
+    SELECT toStartOfMonth(day) AS period, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
            uniqExactIf(install_hash, responses > 0) AS n_respondents,
            sum(responses) AS n_responses, sum(promoters) AS n_promoters,
            sum(detractors) AS n_detractors
@@ -431,7 +454,7 @@ ORDER BY period, seg1, seg2;
 CREATE OR REPLACE VIEW metric_deployments_by AS
 WITH splitByChar(',', (SELECT any(value) FROM metric_settings WHERE key = 'production_environments'))
     AS production
-SELECT toStartOfMonth(day) AS month, app, g.seg1 AS seg1, g.seg2 AS seg2,
+SELECT toStartOfMonth(day) AS month, app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
        sumIf(successes, has(production, environment)) AS successful_production_deployments,
        sumIf(deployments, has(production, environment)) AS production_deployments,
        sum(deployments) AS all_deployments,
@@ -463,7 +486,7 @@ FROM
            has(ps, if({period:String} = 'month', subtractMonths(p, 1), subtractWeeks(p, 1))) AS was
     FROM
     (
-        SELECT app, install_hash, any(g.seg1) AS seg1, any(g.seg2) AS seg2,
+        SELECT app, install_hash, any(if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown')) AS seg1, any(g.seg2) AS seg2,
                arraySort(arrayDistinct(arrayMap(
                    d -> if({period:String} = 'month', toStartOfMonth(d), toMonday(d)),
                    groupUniqArrayArray(days)))) AS ps
@@ -491,7 +514,7 @@ CREATE OR REPLACE VIEW metric_active_days_by AS
 SELECT period_start, app, seg1, seg2, days_active, count() AS users
 FROM
 (
-    SELECT app, g.seg1 AS seg1, g.seg2 AS seg2, install_hash, if({period:String} = 'month', toStartOfMonth(d), toMonday(d)) AS period_start,
+    SELECT app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, install_hash, if({period:String} = 'month', toStartOfMonth(d), toMonday(d)) AS period_start,
            toUInt8(uniqExact(d)) AS days_active
     FROM agg_active_days_v2 AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
@@ -509,7 +532,7 @@ ORDER BY period_start, app, seg1, seg2, days_active;
 
 -- build_finished per day: success rate and the exact p95 of the durations sent.
 CREATE OR REPLACE VIEW metric_builds_by AS
-SELECT day, app, g.seg1 AS seg1, g.seg2 AS seg2, sum(builds) AS builds, sum(successes) AS successful_builds,
+SELECT day, app, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2, sum(builds) AS builds, sum(successes) AS successful_builds,
        round(successful_builds / builds, 4) AS success_rate,
        if(sum(length(durations)) > 0, toFloat64(quantileExactArray(0.95)(durations)), NULL)
            AS p95_duration_ms,
@@ -531,7 +554,7 @@ SELECT experiment, app, seg1, seg2, arrayStringConcat(arraySort(groupUniqArray(v
        toDate(max(first)) AS last_exposure
 FROM
 (
-    SELECT experiment, app, project, install_hash, any(g.seg1) AS seg1, any(g.seg2) AS seg2,
+    SELECT experiment, app, project, install_hash, any(if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown')) AS seg1, any(g.seg2) AS seg2,
            argMin(variant, first_ts) AS variant, min(first_ts) AS first
     FROM agg_experiments AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
