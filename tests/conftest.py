@@ -1,7 +1,10 @@
 """Fixtures: one embedded ClickHouse directory per test process, one database per test.
 
 chdb allows a single data directory per process for the process's lifetime,
-so every in-process collector shares ``chdb_path`` and isolates by database.
+so every in-process collector shares ``chdb_path`` and isolates by database. A
+test's databases are dropped when it ends: each database left holding data made
+every later client connection in the process slower (9 ms with none, 75 ms with
+one, about 2 s after 40 collectors' databases), which was most of the suite's time.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import clickhouse_connect
 import pytest
 from aiohttp import web
 
@@ -23,10 +27,40 @@ from quietly_collector.storage.migrations import migrate
 from quietly_collector.storage.store import Store
 from tests.helpers import ADMIN_TOKEN, OTHER_KEY, WRITE_KEY
 
+# The databases make_settings named, in order; _drop_the_tests_databases drops those
+# named while a test ran (its own), _drop_the_modules_databases those of the module's
+# fixtures once they are torn down.
+_DATABASES: list[tuple[Path, str]] = []
+_ADMIN: list[Any] = []
+
 
 @pytest.fixture(scope="session")
 def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(autouse=True)
+def _drop_the_tests_databases() -> Iterator[None]:
+    yield from _dropping_what_is_made()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_the_modules_databases() -> Iterator[None]:
+    yield from _dropping_what_is_made()
+
+
+def _dropping_what_is_made() -> Iterator[None]:
+    mark = len(_DATABASES)
+    yield
+    made, _DATABASES[mark:] = _DATABASES[mark:], []
+    for path, database in made:
+        # Only what this process's engine made: a database on disk under the
+        # worker's directory (a test that never stored anything started no engine).
+        if not (path / "metadata" / f"{database}.sql").exists():
+            continue
+        if not _ADMIN:
+            _ADMIN.append(clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}"))
+        _ADMIN[0].command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
 
 
 @pytest.fixture
@@ -51,7 +85,10 @@ def make_settings(tmp_path: Path, chdb_path: Path, **overrides: Any) -> Settings
         "min_cell_installs": 0,
     }
     values.update(overrides)
-    return load_settings(env={}, overrides=values)
+    settings = load_settings(env={}, overrides=values)
+    if settings.embedded and Path(values["chdb_path"]) == chdb_path:
+        _DATABASES.append((chdb_path, settings.database))
+    return settings
 
 
 @dataclass
