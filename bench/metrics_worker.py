@@ -213,13 +213,21 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
         _say(f"engine floor: SELECT 1 {floor['select_1']:.2f} ms, the simplest aggregate over"
              f" a two-row MergeTree {floor['table']:.2f} ms")
         # What any breakdown adds at least: each install's segment, to be joined.
-        seg_sql = ("SELECT sum(cityHash64(seg1)) FROM metric_install_segments(until ="
-                   " {until:Date}, by = {by:Array(String)}, where = {where:Array(String)})")
-        seg_p = {"until": START + timedelta(days=DAYS - 1), "by": [params["by"]], "where": []}
+        # One segment other than tenure is read as quietly query reads it: the
+        # _by_segment views, joining metric_install_segment (storage/views.py).
+        one = params["by"] != "tenure"
+        by_view, seg_view = (("_by_segment", "metric_install_segment") if one else
+                             ("_by", "metric_install_segments"))
+        seg_sql = (f"SELECT sum(cityHash64(seg1)) FROM {seg_view}(by = {{by:Array(String)}})"
+                   if one else
+                   f"SELECT sum(cityHash64(seg1)) FROM {seg_view}(until = {{until:Date}},"
+                   " by = {by:Array(String)}, where = {where:Array(String)})")
+        seg_p: dict[str, Any] = {"until": START + timedelta(days=DAYS - 1),
+                                 "by": [params["by"]], "where": []}
         _timed(store, seg_sql, seg_p)
         floor["segments"] = statistics.median(_timed(store, seg_sql, seg_p)[0]
                                               for _ in range(runs * 3))
-        _say(f"each install's {params['by']} (metric_install_segments alone):"
+        _say(f"each install's {params['by']} ({seg_view} alone):"
              f" {floor['segments']:.2f} ms")
         for label, since, end in windows:
             qp: dict[str, Any] = {"since": since, "until": end, "app": params["app"]}
@@ -231,7 +239,8 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                 mp = {**qp, "period": "week"} if metric in PERIOD_VIEWS else qp
                 # The same query broken down by one segment (target: at most 3x the plain
                 # one); paths and experiment take no breakdown.
-                bp = {**mp, "by": [params["by"]], "where": []}
+                bp = {**mp, "by": [params["by"]]} if one else {**mp, "by": [params["by"]],
+                                                               "where": []}
                 segmented = metric not in NOT_VIEWS
                 vsql: str | Run | None
                 rsql: str | Run
@@ -246,9 +255,10 @@ def worker(params: dict[str, Any]) -> dict[str, Any]:
                     # The view's stored SELECT, as quietly query runs it (metrics.run, with
                     # its cache warm), and the engineer's SELECT * FROM metric_<name>(...).
                     vsql = view_select(store, f"metric_{metric}")
-                    bsql = view_select(store, f"metric_{metric}_by")
+                    bsql = view_select(store, f"metric_{metric}{by_view}")
                     if vsql is None or bsql is None:
-                        raise BenchError(f"metric_{metric} or metric_{metric}_by is not a view")
+                        raise BenchError(f"metric_{metric} or metric_{metric}{by_view} is not"
+                                         " a view")
                     dsql, rsql = view_sql(metric), RAW[metric]
                 # Warm-up (first-read costs, compiled expressions), and the answers to check.
                 vres = _timed(store, vsql, mp)[2]

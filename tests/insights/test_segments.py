@@ -19,6 +19,7 @@ import pytest
 
 from quietly_collector.insights import metrics
 from quietly_collector.insights.suppress import DIMENSIONS, POPULATION
+from quietly_collector.storage.clients import StorageError
 from tests import metrics_truth as truth
 from tests import metrics_truth_flows as flows
 from tests.conftest import Running
@@ -348,3 +349,32 @@ async def test_each_plain_view_answers_as_its_by_view_without_reading_the_segmen
         checked += 1
     # Every view checked; the ones this data reaches (not experiments, builds) with rows.
     assert checked >= 16 and answered >= 14
+
+
+async def test_each_by_segment_view_answers_as_its_by_view_for_one_segment(
+    loaded: tuple[Running, list[truth.Ev], dict[str, dict[str, str]]],
+) -> None:
+    """metric_<name>_by_segment joins one segment's rows (metric_install_segment), the
+    commonest breakdown, instead of every wanted segment folded per install: the same
+    answer for one segment other than tenure, and a clear error for anything else."""
+    server, _, _ = loaded
+    store = server.store
+    checked = answered = 0
+    for name in metrics.METRICS:
+        if name in metrics.NOT_VIEWS or name in metrics.UNSEGMENTED:
+            continue
+        period = ", period = 'week'" if name in metrics.PERIOD_VIEWS else ""
+        args = f"since = '{SINCE}', until = '{UNTIL}', app = ''{period}"
+        for segment in ("channel", "plan", "platform", "unreported"):
+            one = f"SELECT * FROM metric_{name}_by_segment({args}, by = ['{segment}'])"
+            got = store.query(one + " ORDER BY ALL")
+            assert got == store.query(f"SELECT * FROM metric_{name}_by({args},"
+                                      f" by = ['{segment}'], where = []) ORDER BY ALL"), \
+                (name, segment)
+            answered += bool(got[1])
+        checked += 1
+    assert checked >= 16 and answered >= 3 * 14
+    for by in ("['tenure']", "['channel', 'plan']"):
+        with pytest.raises(StorageError, match="one segment other than tenure"):
+            store.query(f"SELECT * FROM metric_dau_by_segment(since = '{SINCE}',"
+                        f" until = '{UNTIL}', app = '', by = {by})")

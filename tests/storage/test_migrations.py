@@ -84,16 +84,19 @@ def test_views_have_one_current_definition_outside_the_numbered_migrations() -> 
         return [m.group(1) for m in found if m]
 
     # views.sql writes each segmented view once, as metric_<name>_by;
-    # metric_install_segments: each install's segments, joined by those.
+    # metric_install_segment(s): each install's segment(s), joined by those.
     written = names(split_statements(views_sql()))
     assert len(written) == len(set(written))
     views = [m for m in METRICS if m not in NOT_VIEWS]
     assert set(written) == {f"metric_{m}_by" for m in views if m not in UNSEGMENTED} | {
-        f"metric_{m}" for m in views if m in UNSEGMENTED} | {"metric_install_segments"}
-    # ... and the store gets the plain metric_<name> of each, derived from it.
+        f"metric_{m}" for m in views if m in UNSEGMENTED} | {
+        "metric_install_segments", "metric_install_segment"}
+    # ... and the store gets the plain metric_<name> and metric_<name>_by_segment of
+    # each, derived from it.
     made = names(view_statements())
     assert len(made) == len(set(made))
-    assert set(made) == set(written) | {f"metric_{m}" for m in views}
+    assert set(made) == set(written) | {f"metric_{m}" for m in views} | {
+        f"metric_{m}_by_segment" for m in views if m not in UNSEGMENTED}
 
 
 def _schema(store: Store) -> dict[str, tuple[str, str]]:

@@ -227,10 +227,13 @@ def _answer(store: Store, q: Query, scope: str | None) -> tuple[list[str], list[
     else:
         if q.metric in PERIOD_VIEWS:
             params["period"] = q.period
-        # The plain view has no join to the segments (storage/views.py): most calls.
-        name = f"metric_{q.metric}_by" if q.by or q.where else f"metric_{q.metric}"
+        # The plain view has no join to the segments, most calls; the _by_segment one
+        # joins one segment's rows (storage/views.py).
+        name = f"metric_{q.metric}{_view_suffix(q)}"
         if not (q.by or q.where):
             del params["by"], params["where"]
+        elif _one_segment(q):
+            del params["where"]
         cols, raw = _view(store, name, params, settings)
     columns, rows = segments.name_columns(cols, [[_plain(v) for v in r] for r in raw], q.by)
     if q.metric == "retention" and q.by:
@@ -309,6 +312,17 @@ def view_select(store: Store, name: str, refresh: bool = False) -> str | None:
     return sql
 
 
+def _one_segment(q: Query) -> bool:
+    """One ``by`` other than tenure and no ``where``: metric_install_segment answers."""
+    return len(q.by) == 1 and not q.where and q.by[0] != "tenure"
+
+
+def _view_suffix(q: Query) -> str:
+    if _one_segment(q):
+        return "_by_segment"
+    return "_by" if q.by or q.where else ""
+
+
 def _funnel(
     store: Store, q: Query, params: dict[str, Any], settings: dict[str, Any] | None = None
 ) -> tuple[list[str], list[Sequence[Any]]]:
@@ -326,8 +340,10 @@ def _funnel(
     params["window"] = q.window_s
     params["events"] = sorted({p for k, p in params.items() if re.fullmatch(r"e\d+", k)})
     # The join to the segments only with a breakdown or filter: it costs even empty.
-    join = (" ANY LEFT JOIN metric_install_segments(until = {until:Date},"
-            " by = {by:Array(String)}, where = {where:Array(String)}) AS g"
+    segs = ("metric_install_segment(by = {by:Array(String)})" if _one_segment(q) else
+            "metric_install_segments(until = {until:Date}, by = {by:Array(String)},"
+            " where = {where:Array(String)})")
+    join = (f" ANY LEFT JOIN {segs} AS g"
             " ON g.project = t.f_project AND g.app = t.f_app"
             " AND g.install_hash = t.install_hash"
             " WHERE level > 0 AND (empty({where:Array(String)}) OR g.matched = 1)"

@@ -3,72 +3,71 @@
 -- numbered migrations hold tables and materialized views only; change a view here.
 -- Each metric is written once, as metric_<name>_by: parameters since, until (Date,
 -- inclusive), app ('' for every app), by (up to two segment names: columns seg1,
--- seg2; [] for none) and where ('segment=value' filters; [] for none). The plain
--- metric_<name>(since, until, app) is derived from it without the join to the
--- segments (storage/views.py says how, and the conventions this file keeps for it).
--- See docs/metrics.md, "Segments".
+-- seg2; [] for none) and where ('segment=value' filters; [] for none). Two views are
+-- derived from it (storage/views.py says how, and the conventions this file keeps for
+-- them): the plain metric_<name>(since, until, app), without the join to the segments,
+-- and metric_<name>_by_segment(since, until, app, by), joining metric_install_segment
+-- for one segment other than tenure. See docs/metrics.md, "Segments".
 
--- Each install's segment values. Declared segments keep their first or latest value
--- (metric_settings 'fixed_segments' lists the first-value ones); tenure is new while
--- the install's first day is under new_install_days before `until`. Two branches, one
--- of them reading (their conditions are constants): one `by` and no `where`, the
--- common breakdown, reads that segment's rows alone (half the time of the other), so
--- an install that never reported it is absent and the views show it as unknown
--- (g.matched = 0); otherwise the platform rows, which every install has, bring every
--- install in, for tenure, filters and two segments. The LIMIT of 0 makes the branch
--- not taken cost nothing: a constant WHERE alone still leaves it planned and read,
--- which doubled the view's time.
+-- Each install's value of one segment, for the commonest breakdown: one `by` other
+-- than tenure, no `where`. Declared segments keep their first or latest value
+-- (metric_settings 'fixed_segments' lists the first-value ones). It reads that
+-- segment's rows alone, so an install that never reported it is absent and the views
+-- show it as unknown (g.matched = 0). FINAL merges each install's rows as they are
+-- read, in key order, which costs a third of merging them with GROUP BY. The
+-- metric_<name>_by_segment views join it (storage/views.py).
+CREATE OR REPLACE VIEW metric_install_segment AS
+WITH (SELECT splitByChar(',', any(value)) FROM metric_settings WHERE key = 'fixed_segments')
+        AS fixed,
+     has(fixed, {by:Array(String)}[1]) AS first_kept,
+     -- A scalar, so that it is checked before any row is read.
+     (SELECT throwIf(length({by:Array(String)}) != 1 OR {by:Array(String)}[1] = 'tenure',
+                     'a _by_segment view takes one segment other than tenure: use metric_<name>_by')) AS misused
+SELECT project, app, install_hash, if(v = '', 'unknown', v) AS seg1, '' AS seg2,
+       toUInt8(1) AS matched
+FROM
+(
+    SELECT project, app, install_hash,
+           if(first_kept, finalizeAggregation(first_value),
+              finalizeAggregation(latest_value)) AS v
+    FROM agg_install_segments FINAL
+    WHERE misused = 0 AND segment = {by:Array(String)}[1]
+);
+
+-- Each install's values of the segments of `by` and `where`, for every breakdown: the
+-- platform rows, which every install has, bring every install in, for tenure (new
+-- while the install's first day is under new_install_days before `until`), filters
+-- and two segments. An install that never reported a segment has it as unknown.
 CREATE OR REPLACE VIEW metric_install_segments AS
 WITH (SELECT splitByChar(',', any(value)) FROM metric_settings WHERE key = 'fixed_segments')
         AS fixed,
      (SELECT toUInt32OrZero(any(value)) FROM metric_settings WHERE key = 'new_install_days')
         AS new_days,
      arrayMap(w -> splitByChar('=', w)[1], {where:Array(String)}) AS where_segments,
-     arrayDistinct(arrayConcat({by:Array(String)}, where_segments)) AS wanted,
-     length({by:Array(String)}) = 1 AND empty({where:Array(String)})
-         AND {by:Array(String)}[1] != 'tenure' AS single,
-     has(fixed, {by:Array(String)}[1]) AS first_kept
-SELECT project, app, install_hash, seg1, seg2, matched
+     arrayDistinct(arrayConcat({by:Array(String)}, where_segments)) AS wanted
+SELECT project, app, install_hash,
+       if(empty({by:Array(String)}), '', segs[{by:Array(String)}[1]]) AS seg1,
+       if(length({by:Array(String)}) < 2, '', segs[{by:Array(String)}[2]]) AS seg2,
+       toUInt8(1) AS matched
 FROM
 (
     SELECT project, app, install_hash,
-           if(v = '', 'unknown', v) AS seg1, '' AS seg2, toUInt8(1) AS matched
+           mapUpdate(mapUpdate(mapFromArrays(wanted, arrayWithConstant(length(wanted), 'unknown')),
+                               mapFromArrays(groupArray(segment), groupArray(value))),
+                     map('tenure', if(min(fd) > subtractDays({until:Date}, new_days), 'new',
+                                      'experienced'))) AS segs
     FROM
     (
-        SELECT project, app, install_hash,
-               if(first_kept, argMinMergeIf(first_value, first_kept),
-                  argMaxMergeIf(latest_value, NOT first_kept)) AS v
-        FROM agg_install_segments
-        WHERE single AND segment = {by:Array(String)}[1]
-        GROUP BY project, app, install_hash
-        LIMIT if(single, 18446744073709551615, 0)
+        SELECT project, app, install_hash, segment,
+               if(has(fixed, segment), finalizeAggregation(first_value),
+                  finalizeAggregation(latest_value)) AS v,
+               if(v = '', 'unknown', v) AS value, first_day AS fd
+        FROM agg_install_segments FINAL
+        WHERE notEmpty(wanted) AND (has(wanted, segment) OR segment = 'platform')
     )
-    UNION ALL
-    SELECT project, app, install_hash,
-           if(empty({by:Array(String)}), '', segs[{by:Array(String)}[1]]) AS seg1,
-           if(length({by:Array(String)}) < 2, '', segs[{by:Array(String)}[2]]) AS seg2,
-           toUInt8(1) AS matched
-    FROM
-    (
-        SELECT project, app, install_hash,
-               mapUpdate(mapUpdate(mapFromArrays(wanted, arrayWithConstant(length(wanted), 'unknown')),
-                                   mapFromArrays(groupArray(segment), groupArray(value))),
-                         map('tenure', if(min(fd) > subtractDays({until:Date}, new_days), 'new',
-                                          'experienced'))) AS segs
-        FROM
-        (
-            SELECT project, app, install_hash, segment,
-                   if(has(fixed, segment), argMinMerge(first_value), argMaxMerge(latest_value)) AS v,
-                   if(v = '', 'unknown', v) AS value, min(first_day) AS fd
-            FROM agg_install_segments
-            WHERE NOT single AND notEmpty(wanted) AND (has(wanted, segment) OR segment = 'platform')
-            GROUP BY project, app, install_hash, segment
-        )
-        GROUP BY project, app, install_hash
-        LIMIT if(single, 0, 18446744073709551615)
-    )
-    WHERE arrayAll(k -> has({where:Array(String)}, concat(k, '=', segs[k])), where_segments)
-);
+    GROUP BY project, app, install_hash
+)
+WHERE arrayAll(k -> has({where:Array(String)}, concat(k, '=', segs[k])), where_segments);
 
 -- An install's active days, already one row per (app, install, project) once FINAL.
 CREATE OR REPLACE VIEW metric_dau_by AS
