@@ -256,6 +256,8 @@ ORDER BY app, seg1, seg2;
 
 -- The activation event's sessions, one row per key once FINAL; ANY keeps one match
 -- per first session even if that session was also reported under a second project.
+-- Each install's first session is found before its segments are joined: one probe
+-- per new install, not one per session.
 CREATE OR REPLACE VIEW metric_activation_by AS
 SELECT toDate(f.first_start) AS day, f.app AS app, f.seg1 AS seg1, f.seg2 AS seg2,
        count() AS new_installs,
@@ -263,15 +265,21 @@ SELECT toDate(f.first_start) AS day, f.app AS app, f.seg1 AS seg1, f.seg2 AS seg
        round(activated_installs / new_installs, 4) AS activation_rate
 FROM
 (
-    SELECT app, install_hash, any(if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown')) AS seg1, any(g.seg2) AS seg2,
-           argMin(session_hash, first_ts) AS first_session, min(first_ts) AS first_start
-    FROM agg_sessions AS t
+    SELECT app, install_hash, if(g.matched = 1 OR empty({by:Array(String)}), g.seg1, 'unknown') AS seg1, g.seg2 AS seg2,
+           first_session, first_start
+    FROM
+    (
+        SELECT any(project) AS project, app, install_hash,
+               argMin(session_hash, first_ts) AS first_session, min(first_ts) AS first_start
+        FROM agg_sessions
+        WHERE ({app:String} = '' OR app = {app:String})
+        GROUP BY app, install_hash
+        HAVING toDate(first_start) BETWEEN {since:Date} AND {until:Date}
+    ) AS t
     ANY LEFT JOIN metric_install_segments(until = {until:Date}, by = {by:Array(String)},
                                            where = {where:Array(String)}) AS g
         USING (project, app, install_hash)
-    WHERE ({app:String} = '' OR app = {app:String}) AND (empty({where:Array(String)}) OR g.matched = 1)
-    GROUP BY app, install_hash
-    HAVING toDate(first_start) BETWEEN {since:Date} AND {until:Date}
+    WHERE empty({where:Array(String)}) OR g.matched = 1
 ) AS f
 LEFT ANY JOIN
 (
@@ -281,7 +289,12 @@ LEFT ANY JOIN
       AND ({app:String} = '' OR app = {app:String})
 ) AS e ON f.app = e.app AND f.install_hash = e.install_hash AND f.first_session = e.session_hash
 GROUP BY day, app, seg1, seg2
-ORDER BY day, app, seg1, seg2;
+ORDER BY day, app, seg1, seg2
+-- The new installs (f) are the smaller side: build the hash table from them. The
+-- planner picks that alone only while f holds no join (3.5x slower with segments).
+-- It applies where the view's SELECT is run, as quietly query runs it; a SELECT *
+-- FROM the view is answered alike, without it.
+SETTINGS query_plan_join_swap_table = 'true';
 
 -- Monthly cohorts (months 1, 2, 3, 6, 12) and 30/90-day retention and churn, over one
 -- row per install built from its days arrays.
