@@ -323,6 +323,17 @@ async def test_installs_that_never_reported_a_segment_are_unknown(server: Runnin
     assert direct[1] == [("paid", 1), ("unknown", 1)]
 
 
+def _segmented_views() -> list[tuple[str, str]]:
+    """Each metric with a _by view, and the arguments of its plain form."""
+    out = []
+    for name in metrics.METRICS:
+        if name in metrics.NOT_VIEWS or name in metrics.UNSEGMENTED:
+            continue
+        period = ", period = 'week'" if name in metrics.PERIOD_VIEWS else ""
+        out.append((name, f"since = '{SINCE}', until = '{UNTIL}', app = ''{period}"))
+    return out
+
+
 async def test_each_plain_view_answers_as_its_by_view_without_reading_the_segments(
     loaded: tuple[Running, list[truth.Ev], dict[str, dict[str, str]]],
 ) -> None:
@@ -331,11 +342,7 @@ async def test_each_plain_view_answers_as_its_by_view_without_reading_the_segmen
     server, _, _ = loaded
     store = server.store
     checked = answered = 0
-    for name in metrics.METRICS:
-        if name in metrics.NOT_VIEWS or name in metrics.UNSEGMENTED:
-            continue
-        period = ", period = 'week'" if name in metrics.PERIOD_VIEWS else ""
-        args = f"since = '{SINCE}', until = '{UNTIL}', app = ''{period}"
+    for name, args in _segmented_views():
         plain = f"SELECT * FROM metric_{name}({args}) ORDER BY ALL"
         by = f"SELECT * FROM metric_{name}_by({args}, by = [], where = []) ORDER BY ALL"
         got = store.query(plain)
@@ -360,11 +367,7 @@ async def test_each_by_segment_view_answers_as_its_by_view_for_one_segment(
     server, _, _ = loaded
     store = server.store
     checked = answered = 0
-    for name in metrics.METRICS:
-        if name in metrics.NOT_VIEWS or name in metrics.UNSEGMENTED:
-            continue
-        period = ", period = 'week'" if name in metrics.PERIOD_VIEWS else ""
-        args = f"since = '{SINCE}', until = '{UNTIL}', app = ''{period}"
+    for name, args in _segmented_views():
         for segment in ("channel", "plan", "platform", "unreported"):
             one = f"SELECT * FROM metric_{name}_by_segment({args}, by = ['{segment}'])"
             got = store.query(one + " ORDER BY ALL")
